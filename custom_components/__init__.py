@@ -1,0 +1,1 @@
+"""Custom integrations of this repository (a package so tests import it first)."""

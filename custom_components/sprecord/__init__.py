@@ -1,0 +1,1 @@
+"""The SpRecord MiniPBX integration."""

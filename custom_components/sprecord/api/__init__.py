@@ -1,0 +1,70 @@
+"""Client library for the SpRecord MiniPBX cloud event API.
+
+asyncio and aiohttp only: nothing here imports Home Assistant, so the package
+can be published on its own as it stands.
+"""
+
+from .client import (
+    EventStream,
+    SpRecordClient,
+    normalize_base_url,
+    verification_response,
+)
+from .exceptions import (
+    AuthenticationError,
+    ProtocolError,
+    SpRecordConnectionError,
+    SpRecordError,
+    SpRecordTimeoutError,
+    TooManyConnectionsError,
+)
+from .models import (
+    SUBSCRIBABLE_EVENT_TYPES,
+    AnswerElsewhereEvent,
+    CallEndEvent,
+    CallEvent,
+    EventType,
+    IncomingCallEvent,
+    IncomingSmsEvent,
+    OutgoingCallEvent,
+    RecordCallStatus,
+    SpRecordEvent,
+    StartTalkEvent,
+    StartupEvent,
+    SubscriptionSettings,
+    UnknownEvent,
+    VerificationEvent,
+    parse_event,
+)
+from .sse import SSEEvent, SSEParser
+
+__all__ = [
+    "SUBSCRIBABLE_EVENT_TYPES",
+    "AnswerElsewhereEvent",
+    "AuthenticationError",
+    "CallEndEvent",
+    "CallEvent",
+    "EventStream",
+    "EventType",
+    "IncomingCallEvent",
+    "IncomingSmsEvent",
+    "OutgoingCallEvent",
+    "ProtocolError",
+    "RecordCallStatus",
+    "SSEEvent",
+    "SSEParser",
+    "SpRecordClient",
+    "SpRecordConnectionError",
+    "SpRecordError",
+    "SpRecordEvent",
+    "SpRecordTimeoutError",
+    "StartTalkEvent",
+    "StartupEvent",
+    "SubscriptionSettings",
+    "TooManyConnectionsError",
+    "UnknownEvent",
+    "VerificationEvent",
+    "normalize_base_url",
+    "parse_event",
+    "verification_response",
+]

@@ -1,0 +1,321 @@
+"""Client for the SpRecord MiniPBX cloud event API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+import hashlib
+import logging
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from yarl import URL
+
+from .exceptions import (
+    AuthenticationError,
+    ProtocolError,
+    SpRecordConnectionError,
+    SpRecordError,
+    SpRecordTimeoutError,
+    TooManyConnectionsError,
+)
+from .models import SpRecordEvent, SubscriptionSettings, parse_event
+from .sse import SSEEvent, SSEParser
+
+_LOGGER = logging.getLogger(__name__)
+
+EVENTS_PATH = "/sys/events"
+SUBSCRIBE_PATH = "/sys/subscribe_events"
+DEFAULT_REQUEST_TIMEOUT = 15.0
+DEFAULT_READ_TIMEOUT = 90.0
+"""A stream that sends not a byte for this long is taken for dead."""
+
+MalformedEventCallback = Callable[[ProtocolError], None]
+
+
+def normalize_base_url(base_url: str) -> str:
+    """Return the server URL without a trailing slash; raise ValueError if bad."""
+    url = URL(base_url.strip())
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("the server URL must start with http:// or https://")
+    if url.query_string or url.fragment:
+        raise ValueError("the server URL must not have a query or fragment")
+    return str(url).rstrip("/")
+
+
+def verification_response(payload: str) -> dict[str, str]:
+    """Return the answer to the webhook verification request.
+
+    The server sends a random string; the hook proves it is ours by answering
+    its MD5 digest as JSON (the vendor's format since 2025-06-30).
+    """
+    digest = hashlib.md5(payload.encode(), usedforsecurity=False).hexdigest()
+    return {"result": digest}
+
+
+def _log_malformed(err: ProtocolError) -> None:
+    """Log a skipped event in one line; the error names the field, not data."""
+    _LOGGER.warning("Skipped a malformed event: %s", err)
+
+
+class SpRecordClient:
+    """Talks to one SpRecord account through an injected aiohttp session."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: str,
+        *,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        on_malformed_event: MalformedEventCallback | None = None,
+        user_agent: str = "sprecord-client",
+    ) -> None:
+        """Prepare a client; nothing is sent until a method is called."""
+        self._session = session
+        self._base_url = URL(normalize_base_url(base_url))
+        self._api_key = api_key
+        self.request_timeout = request_timeout
+        self.read_timeout = read_timeout
+        self._on_malformed_event = on_malformed_event or _log_malformed
+        self._user_agent = user_agent
+
+    @property
+    def base_url(self) -> str:
+        """Return the server URL the client talks to."""
+        return str(self._base_url)
+
+    def _headers(self, **extra: str) -> dict[str, str]:
+        """Return request headers; the one place credentials are sent from.
+
+        The vendor does not document the scheme; the key goes as a bearer
+        token (see README, "Known limitations").
+        """
+        return {
+            "Authorization": f"Bearer {self._api_key}",
+            "User-Agent": self._user_agent,
+            **extra,
+        }
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str],
+        json: Any = None,
+        read_timeout: float | None,
+    ) -> aiohttp.ClientResponse:
+        """Send a request and return the response once its status is good."""
+        url = self._base_url.with_path(self._base_url.path.rstrip("/") + path)
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=self.request_timeout,
+            sock_read=read_timeout,
+        )
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                response = await self._session.request(
+                    method, url, headers=headers, json=json, timeout=timeout
+                )
+        except TimeoutError as err:
+            raise SpRecordTimeoutError(
+                f"Timed out talking to {self._base_url.host}"
+            ) from err
+        except aiohttp.ClientError as err:
+            raise SpRecordConnectionError(
+                f"Cannot reach {self._base_url.host}: {err.__class__.__name__}"
+            ) from err
+        if response.status < 400:
+            return response
+        response.release()
+        status = response.status
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"The server refused the API key (HTTP {status})", status=status
+            )
+        if status == 429:
+            raise TooManyConnectionsError(
+                "The server holds its maximum of event streams (HTTP 429)",
+                retry_after=_retry_after(response.headers.get("Retry-After")),
+            )
+        raise SpRecordError(
+            f"The server answered HTTP {status} {response.reason or ''}".rstrip(),
+            status=status,
+        )
+
+    async def connect(self, last_event_id: str | None = None) -> EventStream:
+        """Open the event stream and return it once the server's headers came.
+
+        Raises `AuthenticationError` (401/403), `TooManyConnectionsError`
+        (429), `SpRecordError` (other HTTP errors), `SpRecordConnectionError`
+        or `SpRecordTimeoutError` (network), `ProtocolError` (not a stream).
+        """
+        headers = self._headers(
+            Accept="text/event-stream", **{"Cache-Control": "no-cache"}
+        )
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        response = await self._send(
+            "GET", EVENTS_PATH, headers=headers, read_timeout=self.read_timeout
+        )
+        if response.content_type != "text/event-stream":
+            response.close()
+            raise ProtocolError(
+                f"Expected an event stream, got {response.content_type or 'nothing'}"
+            )
+        return EventStream(response, self._on_malformed_event, last_event_id or "")
+
+    async def stream_events(
+        self, last_event_id: str | None = None
+    ) -> AsyncIterator[SpRecordEvent]:
+        """Yield events from a new stream until it breaks (then raise)."""
+        async with await self.connect(last_event_id) as stream:
+            async for event in stream:
+                yield event
+
+    async def verify(self) -> None:
+        """Prove the URL and key by opening the event stream and closing it."""
+        stream = await self.connect()
+        stream.close()
+
+    async def subscribe_events(
+        self, hook_url: str, event_types: Iterable[str]
+    ) -> SubscriptionSettings:
+        """Register `hook_url` for `event_types`; return what the server holds.
+
+        The server checks the hook with a verification request before it
+        answers, so the hook must already answer `verification_response()`.
+        An empty list of event types stops deliveries (there is no unsubscribe
+        call in the API).
+        """
+        body = {"hook": hook_url, "subscribe": list(event_types)}
+        response = await self._send(
+            "POST",
+            SUBSCRIBE_PATH,
+            headers=self._headers(Accept="application/json"),
+            json=body,
+            read_timeout=None,
+        )
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                data = await response.json(content_type=None)
+        except TimeoutError as err:
+            raise SpRecordTimeoutError("Timed out reading the answer") from err
+        except aiohttp.ClientError as err:
+            raise SpRecordConnectionError(
+                f"Connection lost reading the answer: {err.__class__.__name__}"
+            ) from err
+        except ValueError as err:
+            raise ProtocolError("subscribe_events: answer is not JSON") from err
+        finally:
+            response.release()
+        return SubscriptionSettings.from_dict(data)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Read a Retry-After header given in seconds."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+class EventStream:
+    """An open event stream: iterate it for events; close it when done.
+
+    Iteration ends only by raising: `SpRecordConnectionError` when the server
+    closes the stream or the connection breaks, `SpRecordTimeoutError` when no
+    byte came within the read timeout, `ProtocolError` for an over-long line.
+    A malformed event is passed to the callback and skipped.
+    """
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        on_malformed_event: MalformedEventCallback,
+        last_event_id: str = "",
+    ) -> None:
+        """Wrap a response whose headers said `text/event-stream`."""
+        self._response = response
+        self._on_malformed_event = on_malformed_event
+        self._parser = SSEParser(last_event_id=last_event_id)
+        self._pending: deque[SSEEvent] = deque()
+        self.bytes_received = 0
+        self.events_received = 0
+        self.malformed_events = 0
+
+    @property
+    def last_event_id(self) -> str:
+        """Return the last event id the server set (to resume from)."""
+        return self._parser.last_event_id
+
+    @property
+    def retry(self) -> int | None:
+        """Return the reconnection delay the server asked for, in ms."""
+        return self._parser.retry
+
+    @property
+    def closed(self) -> bool:
+        """Tell whether the stream has been closed."""
+        return self._response.closed
+
+    def close(self) -> None:
+        """Close the connection; the server frees its slot at once."""
+        self._response.close()
+
+    async def __aenter__(self) -> Self:
+        """Use the stream in `async with`; it is closed on exit."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the stream."""
+        self.close()
+
+    def __aiter__(self) -> Self:
+        """Iterate the stream's events."""
+        return self
+
+    async def __anext__(self) -> SpRecordEvent:
+        """Return the next event, reading from the network when needed."""
+        pending = self._pending
+        while True:
+            while pending:
+                sse = pending.popleft()
+                if not sse.data.strip():
+                    continue  # an empty `data:` is a keep-alive, not an event
+                try:
+                    event = parse_event(sse.data)
+                except ProtocolError as err:
+                    self.malformed_events += 1
+                    self._on_malformed_event(err)
+                    continue
+                self.events_received += 1
+                return event
+            pending.extend(self._parser.feed(await self._read()))
+
+    async def _read(self) -> bytes:
+        """Return the next chunk of the stream; raise when it ended or broke."""
+        try:
+            chunk = await self._response.content.readany()
+        except TimeoutError as err:
+            raise SpRecordTimeoutError("The event stream sent nothing in time") from err
+        except (aiohttp.ClientError, OSError) as err:
+            raise SpRecordConnectionError(
+                f"The event stream broke: {err.__class__.__name__}"
+            ) from err
+        if not chunk:
+            raise SpRecordConnectionError("The server closed the event stream")
+        self.bytes_received += len(chunk)
+        return chunk

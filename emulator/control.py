@@ -1,0 +1,160 @@
+r"""HTTP control API of the emulator, under `/_emulator/`.
+
+The same operations as the emulator's methods, for the demo, the browser
+journey and benchmarks that run it as a separate process. Bodies are JSON:
+
+- `POST events`: `{"event_type", "payload", "key"?, "device_id"?}`, or
+  `{"events": [...]}` of those: emits events, answers their SSE ids.
+- `POST raw`: `{"text"}` or `{"base64"}`: writes raw bytes to every stream.
+- `POST drop`: `{"mode"}` (`abort`, `close` or `mid_event`): ends every stream.
+- `POST stall`: open streams go silent, their sockets kept.
+- `POST auth`: `{"key"?, "valid"}`: makes a key fail authentication, or pass.
+- `POST fail_streams`: `{"status", "count"?}`: the next stream requests fail.
+- `POST scenario`: `{"name", "speed"?}` plays a scenario; `DELETE` stops it.
+- `GET state`: open streams, counts, hooks and deliveries.
+- `POST reset`: resets the counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .errors import json_error
+from .scenarios import SCENARIOS
+
+if TYPE_CHECKING:
+    from .server import SpRecordEmulator
+
+PREFIX = "/_emulator"
+
+
+def add_control_routes(app: web.Application, emulator: SpRecordEmulator) -> None:
+    """Add the control routes for `emulator` to `app`."""
+    routes = _ControlRoutes(emulator)
+    app.router.add_post(f"{PREFIX}/events", routes.events)
+    app.router.add_post(f"{PREFIX}/raw", routes.raw)
+    app.router.add_post(f"{PREFIX}/drop", routes.drop)
+    app.router.add_post(f"{PREFIX}/stall", routes.stall)
+    app.router.add_post(f"{PREFIX}/auth", routes.auth)
+    app.router.add_post(f"{PREFIX}/fail_streams", routes.fail_streams)
+    app.router.add_post(f"{PREFIX}/scenario", routes.start_scenario)
+    app.router.add_delete(f"{PREFIX}/scenario", routes.stop_scenario)
+    app.router.add_get(f"{PREFIX}/state", routes.state)
+    app.router.add_post(f"{PREFIX}/reset", routes.reset)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    """Return the JSON object body (empty when there is none)."""
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError as err:
+        raise web.HTTPUnprocessableEntity(text="body must be JSON") from err
+    if not isinstance(body, dict):
+        raise web.HTTPUnprocessableEntity(text="body must be a JSON object")
+    return body
+
+
+class _ControlRoutes:
+    """Handlers that call the emulator's methods."""
+
+    def __init__(self, emulator: SpRecordEmulator) -> None:
+        self._emulator = emulator
+
+    async def events(self, request: web.Request) -> web.Response:
+        """Emit one event or a list of them."""
+        body = await _body(request)
+        items = body.get("events", [body])
+        ids = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(
+                item.get("event_type"), str
+            ):
+                return json_error(422, "every event needs an event_type")
+            key = item.get("key")
+            if key is not None and key not in self._emulator.accounts:
+                return json_error(422, "unknown key")
+            ids.append(
+                self._emulator.emit(
+                    item["event_type"],
+                    item.get("payload"),
+                    key=key,
+                    device_id=item.get("device_id"),
+                )
+            )
+        return web.json_response({"ids": ids})
+
+    async def raw(self, request: web.Request) -> web.Response:
+        """Write raw bytes to every open stream."""
+        body = await _body(request)
+        if "base64" in body:
+            try:
+                data = base64.b64decode(body["base64"], validate=True)
+            except (binascii.Error, TypeError):
+                return json_error(422, "base64 is not valid")
+        elif isinstance(body.get("text"), str):
+            data = body["text"].encode()
+        else:
+            return json_error(422, "give text or base64")
+        return web.json_response({"streams": self._emulator.emit_raw(data)})
+
+    async def drop(self, request: web.Request) -> web.Response:
+        """End every open stream from the server side."""
+        mode = (await _body(request)).get("mode", "abort")
+        if mode not in ("abort", "close", "mid_event"):
+            return json_error(422, "mode is abort, close or mid_event")
+        return web.json_response({"streams": self._emulator.drop_streams(mode)})
+
+    async def stall(self, request: web.Request) -> web.Response:
+        """Make every open stream go silent with its socket kept open."""
+        await _body(request)
+        return web.json_response({"streams": self._emulator.stall_streams()})
+
+    async def auth(self, request: web.Request) -> web.Response:
+        """Make a key fail authentication, or pass again."""
+        body = await _body(request)
+        key = body.get("key", next(iter(self._emulator.accounts)))
+        if key not in self._emulator.accounts:
+            return json_error(422, "unknown key")
+        self._emulator.refuse_key(key, refuse=not body.get("valid", False))
+        return web.json_response({"key_valid": bool(body.get("valid", False))})
+
+    async def fail_streams(self, request: web.Request) -> web.Response:
+        """Answer the next stream requests with an error status."""
+        body = await _body(request)
+        status, count = body.get("status"), body.get("count", 1)
+        if not isinstance(status, int) or not 400 <= status <= 599:
+            return json_error(422, "status must be 400..599")
+        if not isinstance(count, int) or count < 1:
+            return json_error(422, "count must be a positive integer")
+        self._emulator.fail_streams(status, count)
+        return web.json_response({"status": status, "count": count})
+
+    async def start_scenario(self, request: web.Request) -> web.Response:
+        """Start playing a scenario (replacing one that plays)."""
+        body = await _body(request)
+        name, speed = body.get("name"), body.get("speed", 1.0)
+        if name not in SCENARIOS:
+            return json_error(422, f"scenarios: {', '.join(SCENARIOS)}")
+        if not isinstance(speed, int | float) or speed <= 0:
+            return json_error(422, "speed must be a positive number")
+        self._emulator.play(name, speed=float(speed))
+        return web.json_response({"scenario": name, "speed": speed})
+
+    async def stop_scenario(self, _request: web.Request) -> web.Response:
+        """Stop the scenario that plays."""
+        return web.json_response({"stopped": self._emulator.stop_playing()})
+
+    async def state(self, _request: web.Request) -> web.Response:
+        """Report open streams, counts, hooks and deliveries."""
+        return web.json_response(self._emulator.state())
+
+    async def reset(self, _request: web.Request) -> web.Response:
+        """Reset the counts."""
+        self._emulator.reset_stats()
+        return web.json_response(self._emulator.state())

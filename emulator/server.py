@@ -1,0 +1,411 @@
+"""The SpRecord cloud emulator: event streams, webhooks and their limits.
+
+It behaves as `shared/spec` describes the cloud: `GET /sys/events` streams
+events as SSE (at most `max_streams` at once per key; the next gets 429),
+`POST /sys/subscribe_events` verifies a hook with the MD5 handshake before it
+stores it and then delivers events to it. Where the spec is silent it makes
+the choices the client documents: the key is sent as `Authorization: Bearer`,
+every event carries an SSE `id:`, a stream resumes after `Last-Event-ID`, and
+a comment line keeps an idle stream alive.
+
+Everything a test needs to break it on purpose lives on the class as methods
+(drop, stall, raw bytes, failing auth, failing statuses) and is also served
+over HTTP under `/_emulator/` (see `control.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Coroutine, Iterator, Mapping
+from dataclasses import dataclass, field
+import itertools
+import json
+import logging
+import random
+from typing import Any, Literal
+
+from aiohttp import web
+
+from .errors import json_error
+from .scenarios import SCENARIOS, Step
+from .webhooks import HookRegistry
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_DEVICE_ID = (
+    "Y7d6hP0mjNBI+WBT+yptpgY7uY+zX1Oumg9CQ7nr7HACJHy9Fg8IhCr41wO3j0Jl7zUU="
+)
+"""The PBX id from the vendor's own example."""
+
+DropMode = Literal["close", "abort", "mid_event"]
+_STOP = object()
+"""Queue marker: end the response cleanly."""
+_CUT = object()
+"""Queue marker: write half an event, then cut the TCP connection."""
+_HALF_EVENT = b'id: 0\r\ndata: {"device_id": "x", "event_ty'
+_POLL_SECONDS = 0.5
+"""How often an idle stream handler checks that its client is still there."""
+
+
+@dataclass(eq=False)
+class _Stream:
+    """One open SSE connection."""
+
+    number: int
+    key: str
+    request: web.Request
+    queue: asyncio.Queue[bytes | object] = field(default_factory=asyncio.Queue)
+    stalled: bool = False
+
+
+@dataclass
+class EmulatorStats:
+    """What the emulator saw; tests and benchmarks read it."""
+
+    connects: int = 0
+    """Streams accepted."""
+    rejected_auth: int = 0
+    rejected_busy: int = 0
+    """Streams refused with 429."""
+    rejected_forced: int = 0
+    """Streams refused with a status forced by `fail_streams()`."""
+    max_open_streams: int = 0
+    """The most streams one key held open at the same moment."""
+    events_emitted: int = 0
+    frames_written: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the figures as a dict."""
+        return dict(self.__dict__)
+
+
+class SpRecordEmulator:
+    """An in-process SpRecord cloud; `start()` serves it on a port."""
+
+    def __init__(
+        self,
+        *,
+        accounts: Mapping[str, str] | None = None,
+        max_streams: int = 3,
+        keepalive: float = 15.0,
+        history: int = 1000,
+        replay: bool = True,
+        separator: str = "\r\n",
+        verify_timeout: float = 10.0,
+    ) -> None:
+        """Configure the emulator.
+
+        `accounts` maps API keys to the PBX device id they see (default: key
+        `demo`, the vendor's example device). `keepalive` is the interval of
+        comment lines on an idle stream (0 turns them off). `history` events
+        are kept for resuming after `Last-Event-ID` when `replay` is on.
+        """
+        self.accounts = dict(accounts or {"demo": DEFAULT_DEVICE_ID})
+        self.max_streams = max_streams
+        self.keepalive = keepalive
+        self.replay = replay
+        self.separator = separator
+        self.stats = EmulatorStats()
+        self.hooks = HookRegistry(verify_timeout=verify_timeout)
+        self._history: deque[tuple[int, str, bytes]] = deque(maxlen=history)
+        self._ids = itertools.count(1)
+        self._stream_numbers = itertools.count(1)
+        self._streams: dict[str, set[_Stream]] = {}
+        self._refused_keys: set[str] = set()
+        self._forced: deque[int] = deque()
+        self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._player: asyncio.Task[None] | None = None
+        self.url = ""
+        """The base URL once `start()` has run."""
+        self.app = self._build_app()
+
+    # --- serving ----------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        """Build the aiohttp application with the API and control routes."""
+        from .control import add_control_routes  # noqa: PLC0415 (cycle)
+
+        app = web.Application()
+        app.router.add_get("/sys/events", self._handle_events)
+        app.router.add_post("/sys/subscribe_events", self._handle_subscribe)
+        add_control_routes(app, self)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on host:port (0 picks a free port); return the base URL."""
+        # Cancel a stream handler as soon as its client goes away, so the
+        # connection count is exact (aiohttp does not do it by default).
+        self._runner = web.AppRunner(
+            self.app, handler_cancellation=True, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        await self.hooks.start()
+        bound_port = self._runner.addresses[0][1]
+        self.url = f"http://{host}:{bound_port}"
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop serving and end every stream, scenario and delivery."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.drop_streams("close")
+        await self.hooks.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def run_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a background job that `stop()` cancels."""
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- the API ----------------------------------------------------------
+
+    def _key_of(self, request: web.Request) -> str | None:
+        """Return the request's API key if it is a valid, accepted one."""
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or key not in self.accounts:
+            return None
+        if key in self._refused_keys:
+            return None
+        return key
+
+    async def _handle_events(self, request: web.Request) -> web.StreamResponse:
+        """Serve `GET /sys/events`: an endless SSE stream of the key's events."""
+        key = self._key_of(request)
+        if key is None:
+            self.stats.rejected_auth += 1
+            return json_error(401, "Invalid or missing API key")
+        if self._forced:
+            self.stats.rejected_forced += 1
+            status = self._forced.popleft()
+            return json_error(status, f"Emulated failure {status}")
+        streams = self._streams.setdefault(key, set())
+        if len(streams) >= self.max_streams:
+            self.stats.rejected_busy += 1
+            return json_error(429, f"Too many connections (at most {self.max_streams})")
+
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        stream = _Stream(next(self._stream_numbers), key, request)
+        streams.add(stream)
+        self.stats.connects += 1
+        self.stats.max_open_streams = max(self.stats.max_open_streams, len(streams))
+        try:
+            await response.prepare(request)
+            await self._replay(stream, request.headers.get("Last-Event-ID"))
+            await self._pump(stream, response)
+        except ConnectionError:
+            pass
+        finally:
+            streams.discard(stream)
+        return response
+
+    async def _replay(self, stream: _Stream, last_event_id: str | None) -> None:
+        """Queue the key's events newer than `last_event_id`, if still held."""
+        if not self.replay or not last_event_id or not last_event_id.isdigit():
+            return
+        after = int(last_event_id)
+        if not self._history or self._history[0][0] > after + 1:
+            return  # the gap is older than what we keep: nothing to resume
+        for event_id, key, frame in self._history:
+            if event_id > after and key == stream.key:
+                stream.queue.put_nowait(frame)
+
+    async def _pump(self, stream: _Stream, response: web.StreamResponse) -> None:
+        """Write queued frames (and keep-alives) until the stream ends."""
+        queue = stream.queue
+        transport = stream.request.transport
+        idle = 0.0
+        while transport is not None and not transport.is_closing():
+            wait = _POLL_SECONDS
+            if self.keepalive > 0:
+                wait = min(wait, max(self.keepalive - idle, 0.001))
+            try:
+                item = await asyncio.wait_for(queue.get(), wait)
+            except TimeoutError:
+                idle += wait
+                if self.keepalive > 0 and idle >= self.keepalive and not stream.stalled:
+                    idle = 0.0
+                    await response.write(
+                        f": ping{self.separator}{self.separator}".encode()
+                    )
+                continue
+            idle = 0.0
+            items = [item]
+            while not queue.empty():
+                items.append(queue.get_nowait())
+            if _STOP in items:
+                return
+            if stream.stalled:
+                continue  # a stalled link: the socket stays, nothing reaches it
+            if _CUT in items:
+                await response.write(_HALF_EVENT)
+                transport.abort()
+                return
+            await response.write(b"".join(i for i in items if isinstance(i, bytes)))
+            self.stats.frames_written += len(items)
+
+    async def _handle_subscribe(self, request: web.Request) -> web.Response:
+        """Serve `POST /sys/subscribe_events`: verify the hook, then store it."""
+        key = self._key_of(request)
+        if key is None:
+            return json_error(401, "Invalid or missing API key")
+        try:
+            body = await request.json()
+        except ValueError:
+            return json_error(422, "Body must be JSON")
+        return await self.hooks.subscribe(key, self.accounts[key], body)
+
+    # --- events -----------------------------------------------------------
+
+    def frame(self, event_id: int, envelope: Mapping[str, Any]) -> bytes:
+        """Return the SSE frame of one event."""
+        sep = self.separator
+        data = json.dumps(envelope, ensure_ascii=False)
+        return f"id: {event_id}{sep}data: {data}{sep}{sep}".encode()
+
+    def emit(
+        self,
+        event_type: str,
+        payload: Mapping[str, Any] | str | None = None,
+        *,
+        key: str | None = None,
+        device_id: str | None = None,
+    ) -> int:
+        """Send an event to every stream and hook of `key` (default: first).
+
+        Returns the event's SSE id.
+        """
+        key = key or next(iter(self.accounts))
+        envelope = {
+            "device_id": device_id or self.accounts[key],
+            "event_type": event_type,
+            "payload": {} if payload is None else payload,
+        }
+        event_id = next(self._ids)
+        frame = self.frame(event_id, envelope)
+        self._history.append((event_id, key, frame))
+        self.stats.events_emitted += 1
+        for stream in self._streams.get(key, ()):
+            stream.queue.put_nowait(frame)
+        self.hooks.deliver(key, event_id, envelope)
+        return event_id
+
+    def emit_raw(self, data: bytes, *, key: str | None = None) -> int:
+        """Write raw bytes to every open stream (of `key`, or all)."""
+        count = 0
+        for stream in self._all_streams(key):
+            stream.queue.put_nowait(data)
+            count += 1
+        return count
+
+    def play(
+        self,
+        name: str,
+        *,
+        speed: float = 1.0,
+        seed: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        """Start playing a scenario (see `scenarios.py`), replacing any other."""
+        self.stop_playing()
+        steps = SCENARIOS[name](random.Random(seed))  # noqa: S311 (not crypto)
+        self._player = self.run_task(self._play(steps, speed, key))
+
+    def stop_playing(self) -> bool:
+        """Stop the scenario that plays; tell whether one did."""
+        player, self._player = self._player, None
+        if player is None or player.done():
+            return False
+        player.cancel()
+        return True
+
+    async def _play(self, steps: Iterator[Step], speed: float, key: str | None) -> None:
+        """Emit the steps of a scenario at `speed` times their pace."""
+        for step in steps:
+            if step.delay:
+                await asyncio.sleep(step.delay / speed)
+            self.emit(step.event_type, step.payload, key=key)
+
+    # --- faults -----------------------------------------------------------
+
+    def _all_streams(self, key: str | None = None) -> list[_Stream]:
+        """Return the open streams of one key or of all keys."""
+        if key is not None:
+            return list(self._streams.get(key, ()))
+        return [s for streams in self._streams.values() for s in streams]
+
+    def drop_streams(self, mode: DropMode = "abort", *, key: str | None = None) -> int:
+        """End every open stream from the server side; return how many.
+
+        `close` ends the response cleanly, `abort` cuts the TCP connection,
+        `mid_event` writes half an event and then cuts it.
+        """
+        streams = self._all_streams(key)
+        for stream in streams:
+            transport = stream.request.transport
+            if mode == "close" or transport is None:
+                stream.queue.put_nowait(_STOP)
+            elif mode == "mid_event":
+                stream.queue.put_nowait(_CUT)
+            else:
+                transport.abort()
+        return len(streams)
+
+    def stall_streams(self, *, key: str | None = None) -> int:
+        """Keep every open stream's socket but send nothing more on it."""
+        streams = self._all_streams(key)
+        for stream in streams:
+            stream.stalled = True
+        return len(streams)
+
+    def refuse_key(self, key: str, *, refuse: bool = True, drop: bool = True) -> None:
+        """Make `key` fail authentication (401), or accept it again.
+
+        With `drop`, its open streams are closed too, as a server does when a
+        key is revoked.
+        """
+        if refuse:
+            self._refused_keys.add(key)
+            if drop:
+                self.drop_streams("close", key=key)
+        else:
+            self._refused_keys.discard(key)
+
+    def fail_streams(self, status: int, count: int = 1) -> None:
+        """Answer the next `count` stream requests with HTTP `status`."""
+        self._forced.extend([status] * count)
+
+    def open_streams(self, key: str | None = None) -> int:
+        """Return how many streams are open (for `key`, or in all)."""
+        return len(self._all_streams(key))
+
+    def reset_stats(self) -> None:
+        """Start counting afresh (open streams stay open)."""
+        self.stats = EmulatorStats(
+            max_open_streams=max((len(s) for s in self._streams.values()), default=0)
+        )
+        self.hooks.reset_stats()
+
+    def state(self) -> dict[str, Any]:
+        """Return everything a test may want to read, as JSON."""
+        return {
+            "open_streams": {key: len(s) for key, s in self._streams.items()},
+            "stats": self.stats.as_dict(),
+            "hooks": self.hooks.state(),
+        }

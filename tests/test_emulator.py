@@ -1,0 +1,480 @@
+"""The emulator's own behaviour: limits, control API, scenarios, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections import Counter
+from collections.abc import AsyncIterator
+import contextlib
+import itertools
+import os
+from pathlib import Path
+import random
+import signal
+import sys
+from typing import Any
+
+import aiohttp
+import pytest
+
+from custom_components.sprecord.api import SpRecordClient, parse_event
+from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
+from emulator.__main__ import _parser, _serve
+from emulator.scenarios import SCENARIOS, Step
+
+AUTH = {"Authorization": "Bearer demo"}
+
+
+@pytest.fixture
+async def http(
+    emulator: SpRecordEmulator,
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """Return a session whose relative URLs go to the emulator."""
+    async with aiohttp.ClientSession(base_url=emulator.url) as session:
+        yield session
+
+
+async def wait_for(condition: Any) -> None:
+    """Wait until `condition()` holds, within two seconds."""
+    async with asyncio.timeout(2):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+async def read_frames(response: aiohttp.ClientResponse, count: int) -> bytes:
+    """Read until `count` blank-line-terminated frames came."""
+    data = b""
+    async with asyncio.timeout(2):
+        while data.count(b"\r\n\r\n") < count:
+            data += await response.content.readany()
+    return data
+
+
+# --- the API ---------------------------------------------
+
+
+async def test_stream_frames_have_ids_and_crlf(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    async with http.get("/sys/events", headers=AUTH) as response:
+        assert response.status == 200
+        assert response.content_type == "text/event-stream"
+        await wait_for(lambda: emulator.open_streams() == 1)
+        emulator.emit("startup")
+        emulator.emit("incoming_call", {"call_id": 1})
+        data = await read_frames(response, 2)
+    first, second, _ = data.split(b"\r\n\r\n")
+    assert first.startswith(b"id: 1\r\ndata: ")
+    assert second.startswith(b"id: 2\r\ndata: ")
+    envelope = parse_event(first.split(b"data: ", 1)[1]).as_dict()
+    assert envelope == {
+        "device_id": DEFAULT_DEVICE_ID,
+        "event_type": "startup",
+        "payload": {},
+    }
+
+
+async def test_keepalive_comments(socket_enabled: None) -> None:
+    emulator = SpRecordEmulator(keepalive=0.02)
+    await emulator.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{emulator.url}/sys/events", headers=AUTH) as response,
+        ):
+            data = await read_frames(response, 3)
+        assert data.startswith(b": ping\r\n\r\n: ping\r\n\r\n")
+    finally:
+        await emulator.stop()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic demo"}],
+)
+async def test_stream_needs_the_bearer_key(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession, headers: dict[str, str]
+) -> None:
+    async with http.get("/sys/events", headers=headers) as response:
+        assert response.status == 401
+        assert "detail" in await response.json()
+    assert emulator.stats.rejected_auth == 1
+
+
+async def test_at_most_three_streams_per_key(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.accounts["other"] = "device-2"
+    responses = [await http.get("/sys/events", headers=AUTH) for _ in range(3)]
+    fourth = await http.get("/sys/events", headers=AUTH)
+    assert fourth.status == 429
+    assert await fourth.json() == {"detail": "Too many connections (at most 3)"}
+    other = await http.get("/sys/events", headers={"Authorization": "Bearer other"})
+    assert other.status == 200  # the limit is per key
+    assert emulator.stats.max_open_streams == 3
+    for response in [*responses, other]:
+        response.close()
+    await wait_for(lambda: emulator.open_streams() == 0)
+
+
+async def test_replay_only_the_keys_events_after_last_event_id(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.accounts["other"] = "device-2"
+    emulator.emit("startup")
+    emulator.emit("startup", key="other")
+    emulator.emit("incoming_sms", {"n": 3})
+    headers = {**AUTH, "Last-Event-ID": "1"}
+    async with http.get("/sys/events", headers=headers) as response:
+        data = await read_frames(response, 1)
+    assert data.startswith(b"id: 3\r\n")
+
+
+async def test_no_replay_when_the_gap_is_older_than_history(
+    socket_enabled: None,
+) -> None:
+    emulator = SpRecordEmulator(keepalive=0, history=2)
+    await emulator.start()
+    try:
+        for _ in range(5):
+            emulator.emit("startup")
+        async with aiohttp.ClientSession() as session:
+            headers = {**AUTH, "Last-Event-ID": "1"}
+            async with session.get(
+                f"{emulator.url}/sys/events", headers=headers
+            ) as response:
+                await wait_for(lambda: emulator.open_streams() == 1)
+                emulator.emit("startup")
+                data = await read_frames(response, 1)
+        assert data.startswith(b"id: 6\r\n")  # 2..5 are gone, nothing replayed
+    finally:
+        await emulator.stop()
+
+
+async def test_refused_key_drops_streams_and_fails_auth(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    response = await http.get("/sys/events", headers=AUTH)
+    await wait_for(lambda: emulator.open_streams() == 1)
+    emulator.refuse_key("demo")
+    assert await response.content.read() == b""  # closed by the server
+    async with http.get("/sys/events", headers=AUTH) as again:
+        assert again.status == 401
+    emulator.refuse_key("demo", refuse=False)
+    async with http.get("/sys/events", headers=AUTH) as again:
+        assert again.status == 200
+
+
+async def test_client_disconnect_frees_the_slot_at_once(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    for _ in range(20):
+        response = await http.get("/sys/events", headers=AUTH)
+        assert response.status == 200
+        response.close()
+        await wait_for(lambda: emulator.open_streams() == 0)
+    assert emulator.stats.max_open_streams == 1
+    assert emulator.stats.connects == 20
+
+
+# --- subscribe_events validation ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ([], "body must be a JSON object"),
+        ({"subscribe": []}, "hook must be a string"),
+        ({"hook": "ftp://x", "subscribe": []}, "http(s) URL"),
+        ({"hook": "http://x"}, "subscribe must be a list"),
+        (
+            {"hook": "http://x", "subscribe": ["ringing"]},
+            "unknown event types: ringing",
+        ),
+    ],
+)
+async def test_subscribe_validates_the_body(
+    http: aiohttp.ClientSession, body: Any, detail: str
+) -> None:
+    async with http.post("/sys/subscribe_events", json=body, headers=AUTH) as response:
+        assert response.status == 422
+        assert detail in (await response.json())["detail"]
+
+
+async def test_subscribe_not_json_and_no_key(http: aiohttp.ClientSession) -> None:
+    async with http.post("/sys/subscribe_events", data="{", headers=AUTH) as response:
+        assert response.status == 422
+    async with http.post("/sys/subscribe_events", json={}) as response:
+        assert response.status == 401
+
+
+async def test_subscribe_to_unreachable_hook_fails(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession, unused_tcp_port: int
+) -> None:
+    body = {"hook": f"http://127.0.0.1:{unused_tcp_port}/h", "subscribe": ["call_end"]}
+    async with http.post("/sys/subscribe_events", json=body, headers=AUTH) as response:
+        assert response.status == 400
+        assert "unreachable" in (await response.json())["detail"]
+    assert emulator.state()["hooks"]["verifications"][0]["error"]
+
+
+async def test_empty_hook_clears_the_registration(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    body = {"hook": "", "subscribe": []}
+    async with http.post("/sys/subscribe_events", json=body, headers=AUTH) as response:
+        assert await response.json() == {"hook": "", "subscribe": []}
+    assert emulator.hooks.get("demo") is None
+
+
+# --- control API ---------------------------------------------
+
+
+async def test_control_events_and_state(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(
+        "/_emulator/events", json={"event_type": "startup"}
+    ) as response:
+        assert await response.json() == {"ids": [1]}
+    events = [{"event_type": "call_end", "payload": {"call_id": 1}}] * 2
+    async with http.post("/_emulator/events", json={"events": events}) as response:
+        assert await response.json() == {"ids": [2, 3]}
+    async with http.get("/_emulator/state") as response:
+        state = await response.json()
+    assert state["stats"]["events_emitted"] == 3
+    assert state["open_streams"] == {}
+    async with http.post("/_emulator/reset") as response:
+        assert (await response.json())["stats"]["events_emitted"] == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"payload": {}},
+        {"events": [5]},
+        {"event_type": "startup", "key": "nobody"},
+    ],
+)
+async def test_control_events_rejects(http: aiohttp.ClientSession, body: Any) -> None:
+    async with http.post("/_emulator/events", json=body) as response:
+        assert response.status == 422
+
+
+@pytest.mark.parametrize("data", ["[1]", "{"])
+async def test_control_body_must_be_a_json_object(
+    http: aiohttp.ClientSession, data: str
+) -> None:
+    async with http.post("/_emulator/events", data=data) as response:
+        assert response.status == 422
+
+
+async def test_control_raw_drop_stall(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    stream = await http.get("/sys/events", headers=AUTH)
+    await wait_for(lambda: emulator.open_streams() == 1)
+    async with http.post("/_emulator/raw", json={"text": "data: 1\r\n\r\n"}) as r:
+        assert await r.json() == {"streams": 1}
+    encoded = base64.b64encode(b"data: 2\r\n\r\n").decode()
+    async with http.post("/_emulator/raw", json={"base64": encoded}) as r:
+        assert await r.json() == {"streams": 1}
+    assert await read_frames(stream, 2) == b"data: 1\r\n\r\ndata: 2\r\n\r\n"
+    async with http.post("/_emulator/stall") as r:
+        assert await r.json() == {"streams": 1}
+    async with http.post("/_emulator/drop", json={"mode": "close"}) as r:
+        assert await r.json() == {"streams": 1}
+    await wait_for(lambda: emulator.open_streams() == 0)
+    stream.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/_emulator/raw", {}),
+        ("/_emulator/raw", {"base64": "***"}),
+        ("/_emulator/drop", {"mode": "explode"}),
+        ("/_emulator/auth", {"key": "nobody"}),
+        ("/_emulator/fail_streams", {"status": 200}),
+        ("/_emulator/fail_streams", {"status": 500, "count": 0}),
+        ("/_emulator/scenario", {"name": "party"}),
+        ("/_emulator/scenario", {"name": "office", "speed": 0}),
+    ],
+)
+async def test_control_rejects_bad_requests(
+    http: aiohttp.ClientSession, path: str, body: dict[str, Any]
+) -> None:
+    async with http.post(path, json=body) as response:
+        assert response.status == 422
+
+
+async def test_control_auth_and_fail_streams(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    async with http.post("/_emulator/auth", json={"valid": False}) as r:
+        assert await r.json() == {"key_valid": False}
+    async with http.get("/sys/events", headers=AUTH) as r:
+        assert r.status == 401
+    async with http.post("/_emulator/auth", json={"valid": True}) as r:
+        assert await r.json() == {"key_valid": True}
+    async with http.post(
+        "/_emulator/fail_streams", json={"status": 503, "count": 2}
+    ) as r:
+        assert r.status == 200
+    statuses = []
+    for _ in range(3):
+        async with http.get("/sys/events", headers=AUTH) as r:
+            statuses.append(r.status)
+    assert statuses == [503, 503, 200]
+    assert emulator.stats.rejected_forced == 2
+
+
+async def test_control_scenario_plays_and_stops(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(
+        "/_emulator/scenario", json={"name": "office", "speed": 1000}
+    ) as r:
+        assert r.status == 200
+    await wait_for(lambda: emulator.stats.events_emitted >= 5)
+    async with http.delete("/_emulator/scenario") as r:
+        assert await r.json() == {"stopped": True}
+    async with http.delete("/_emulator/scenario") as r:
+        assert await r.json() == {"stopped": False}
+
+
+# --- scenarios ---------------------------------------------
+
+
+def office_day() -> list[Step]:
+    """Return the steps of the first office day and a bit of the second."""
+    return list(itertools.islice(SCENARIOS["office"](random.Random(7)), 80))
+
+
+def test_office_scenario_is_a_realistic_day() -> None:
+    steps = office_day()
+    assert steps[0].event_type == "startup"
+    kinds = Counter(step.event_type for step in steps)
+    assert kinds["startup"] == 1  # only once, not every day
+    assert {"incoming_call", "outgoing_call", "start_talk", "call_end"} <= set(kinds)
+    assert {"incoming_sms", "answer_elsewhere"} <= set(kinds)
+    statuses = {s.payload["status"] for s in steps if s.event_type == "call_end"}
+    assert {"success", "no_answer", "busy"} <= statuses
+    trunks = {s.payload.get("trunk") for s in steps} - {None}
+    assert trunks == {"GSM1", "GSM2"}
+    extensions = {
+        s.payload["call_dst"] for s in steps if s.event_type == "incoming_call"
+    }
+    assert extensions <= {str(n) for n in range(101, 108)}
+    texts = [s.payload["text"] for s in steps if s.event_type == "incoming_sms"]
+    assert any("Добрый день" in t for t in texts)
+    assert any(t.isascii() for t in texts)
+    assert all(step.delay >= 0 for step in steps)
+    for step in steps:  # every event is valid for the client
+        parse_event(
+            {"device_id": "d", "event_type": step.event_type, "payload": step.payload}
+        )
+
+
+def test_office_scenario_has_two_calls_at_once() -> None:
+    active: set[str] = set()
+    most = 0
+    for step in office_day():
+        call_id = str(step.payload.get("call_id", ""))
+        if step.event_type in ("incoming_call", "outgoing_call"):
+            active.add(call_id)
+        elif step.event_type == "call_end":
+            active.discard(call_id)
+        most = max(most, len(active))
+    assert most >= 2
+
+
+def test_office_scenario_sends_call_ids_loosely_typed() -> None:
+    steps = office_day()
+    starts = [s.payload["call_id"] for s in steps if s.event_type == "incoming_call"]
+    ends = [s.payload["call_id"] for s in steps if s.event_type == "call_end"]
+    assert all(isinstance(i, int) for i in starts)
+    assert all(isinstance(i, str) for i in ends)
+
+
+async def test_play_reaches_a_client(
+    emulator: SpRecordEmulator,
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        client = SpRecordClient(session, emulator.url, "demo")
+        async with await client.connect() as stream:
+            emulator.play("office", speed=500, seed=1)
+            async with asyncio.timeout(2):
+                events = [await anext(stream) for _ in range(4)]
+    assert events[0].type == "startup"
+    assert emulator.stop_playing()
+
+
+# --- CLI ---------------------------------------------
+
+
+def test_cli_arguments() -> None:
+    args = _parser().parse_args(
+        ["--port", "0", "--api-key", "a", "--api-key", "b", "--scenario", "office"]
+    )
+    assert args.api_keys == ["a", "b"]
+    assert args.scenario == "office"
+    assert args.keepalive == 15.0
+
+
+async def test_cli_serves_until_a_signal(
+    socket_enabled: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _parser().parse_args(
+        ["--port", "0", "--scenario", "office", "--speed", "100", "--seed", "1"]
+    )
+    task = asyncio.create_task(_serve(args))
+    async with asyncio.timeout(2):
+        while "playing" not in capsys.readouterr().out:
+            await asyncio.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(task, 2)
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(Exception):
+        loop.remove_signal_handler(signal.SIGTERM)
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def test_cli_as_a_process_streams_and_limits(
+    socket_enabled: None, unused_tcp_port: int
+) -> None:
+    """`python -m emulator` serves events; a 4th stream gets 429 (acceptance)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "emulator",
+        "--port",
+        str(unused_tcp_port),
+        "--api-key",
+        "demo",
+        "--scenario",
+        "office",
+        "--speed",
+        "50",
+        stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parents[1],
+    )
+    try:
+        assert process.stdout is not None
+        banner = await asyncio.wait_for(process.stdout.readline(), 10)
+        assert f"127.0.0.1:{unused_tcp_port}" in banner.decode()
+        url = f"http://127.0.0.1:{unused_tcp_port}"
+        async with aiohttp.ClientSession() as session:
+            client = SpRecordClient(session, url, "demo")
+            streams = [await client.connect() for _ in range(3)]
+            async with asyncio.timeout(5):
+                event = await anext(streams[0])
+            assert event.device_id == DEFAULT_DEVICE_ID
+            async with session.get(f"{url}/sys/events", headers=AUTH) as fourth:
+                assert fourth.status == 429
+            for stream in streams:
+                stream.close()
+    finally:
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), 10) == 0
