@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_API_KEY, CONF_URL
+from homeassistant.core import HomeAssistant
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 # Import the integration before the harness mounts its own test config, whose
 # `custom_components` package would otherwise hide ours.
 import custom_components.sprecord  # noqa: F401
+from custom_components.sprecord import coordinator as coordinator_module
+from custom_components.sprecord.config_flow import account_id
+from custom_components.sprecord.const import DOMAIN
 from emulator import SpRecordEmulator
+
+from .helpers import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -26,3 +35,41 @@ async def emulator(socket_enabled: None) -> AsyncIterator[SpRecordEmulator]:
     await emu.start()
     yield emu
     await emu.stop()
+
+
+@pytest.fixture
+def fast_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make reconnect delays short so link tests run in milliseconds."""
+    monkeypatch.setattr(coordinator_module, "BACKOFF_MIN", 0.01)
+    monkeypatch.setattr(coordinator_module, "BACKOFF_MAX", 0.05)
+    monkeypatch.setattr(coordinator_module, "BUSY_BACKOFF_MIN", 0.05)
+    monkeypatch.setattr(coordinator_module, "BUSY_BACKOFF_MAX", 0.1)
+
+
+@pytest.fixture
+def config_entry(emulator: SpRecordEmulator) -> MockConfigEntry:
+    """Return a config entry for the emulator's `demo` account."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="SpRecord MiniPBX",
+        data={CONF_URL: emulator.url, CONF_API_KEY: "demo"},
+        unique_id=account_id("demo"),
+    )
+
+
+@pytest.fixture
+async def setup_entry(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+) -> AsyncIterator[MockConfigEntry]:
+    """Set the entry up against the emulator; unload it afterwards."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_until(lambda: emulator.open_streams() == 1)
+    yield config_entry
+    if config_entry.state is ConfigEntryState.LOADED:
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done()

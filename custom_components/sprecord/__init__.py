@@ -1,1 +1,96 @@
-"""The SpRecord MiniPBX integration."""
+"""The SpRecord MiniPBX integration: calls and SMS of the PBX in Home Assistant."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from homeassistant.const import (
+    CONF_API_KEY,
+    CONF_URL,
+    Platform,
+    __version__ as HA_VERSION,  # noqa: N812
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+
+from .api import ProtocolError, SpRecordClient
+from .const import CONF_CALL_TIMEOUT, DEFAULT_CALL_TIMEOUT_MINUTES, DOMAIN
+from .coordinator import SpRecordConfigEntry, SpRecordCoordinator, SpRecordRuntimeData
+from .entity import line_from_identifiers, pbx_device_info
+from .storage import SpRecordStore
+
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> bool:
+    """Open the event stream, then set up the entities and start reading."""
+    coordinator: SpRecordCoordinator | None = None
+
+    def malformed(err: ProtocolError) -> None:
+        if coordinator is not None:
+            coordinator.async_malformed_event(err)
+
+    client = SpRecordClient(
+        async_get_clientsession(hass),
+        entry.data[CONF_URL],
+        entry.data[CONF_API_KEY],
+        on_malformed_event=malformed,
+        user_agent=f"HomeAssistant/{HA_VERSION} {DOMAIN}",
+    )
+    store = SpRecordStore(hass, entry.entry_id)
+    coordinator = SpRecordCoordinator(
+        hass,
+        entry,
+        client,
+        store,
+        call_timeout=timedelta(
+            minutes=entry.options.get(CONF_CALL_TIMEOUT, DEFAULT_CALL_TIMEOUT_MINUTES)
+        ),
+    )
+    await store.async_restore(coordinator)
+    await coordinator.async_connect()
+    entry.async_on_unload(coordinator.async_shutdown)
+
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **pbx_device_info(entry)
+    )
+    coordinator.device_registry_id = device.id
+    entry.runtime_data = SpRecordRuntimeData(client=client, coordinator=coordinator)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    coordinator.async_start()
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    return True
+
+
+async def _async_options_updated(
+    hass: HomeAssistant, entry: SpRecordConfigEntry
+) -> None:
+    """Reload when the options change (data changes need no reload)."""
+    if entry.options != entry.runtime_data.coordinator.options:
+        hass.config_entries.async_schedule_reload(entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> bool:
+    """Unload the entities; the stream task and timers stop with the entry."""
+    coordinator = entry.runtime_data.coordinator
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await coordinator.store.async_save_now(coordinator)
+    return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> None:
+    """Delete what the entry saved."""
+    await SpRecordStore(hass, entry.entry_id).async_remove()
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: SpRecordConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Let the user remove a line; the PBX itself stays while the entry does."""
+    trunk = line_from_identifiers(entry, device.identifiers)
+    if trunk is None:
+        return False
+    entry.runtime_data.coordinator.async_remove_line(trunk)
+    return True

@@ -1,0 +1,295 @@
+"""The call tracker: every call of the PBX through its states.
+
+Pure Python (no Home Assistant import): the coordinator feeds it events and
+reads what changed. Several calls at once are normal (one per GSM line); the
+PBX is idle only when none is left. A call whose end never arrives (a dropped
+stream) expires, so no state sticks on ringing or talking. Memory is bounded
+however the server behaves.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from .api import (
+    AnswerElsewhereEvent,
+    CallEndEvent,
+    CallEvent,
+    IncomingCallEvent,
+    OutgoingCallEvent,
+    RecordCallStatus,
+    SpRecordEvent,
+    StartTalkEvent,
+)
+
+DEFAULT_CALL_TIMEOUT = timedelta(hours=3)
+RING_TIMEOUT = timedelta(minutes=10)
+"""No GSM call rings or dials this long: after it, the call is over."""
+MAX_ACTIVE_CALLS = 32
+MAX_FINISHED_CALLS = 256
+MAX_LINES = 64
+
+MISSED_STATUSES = frozenset({RecordCallStatus.NO_ANSWER, RecordCallStatus.BUSY})
+
+
+class CallState(StrEnum):
+    """State of a call, of a line, and of the PBX as a whole."""
+
+    IDLE = "idle"
+    RINGING = "ringing"
+    DIALING = "dialing"
+    TALKING = "talking"
+
+
+class Direction(StrEnum):
+    """Which way a call goes; unknown when its start was not seen."""
+
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+    UNKNOWN = "unknown"
+
+
+@dataclass(slots=True, kw_only=True)
+class Call:
+    """One call, from its first event to its end."""
+
+    call_id: str
+    direction: Direction
+    state: CallState
+    started: datetime
+    updated: datetime
+    caller: str | None = None
+    """The number the call comes from (`call_src`)."""
+    called: str | None = None
+    """The number called (`call_dst`): an extension for incoming calls."""
+    trunk: str | None = None
+    answered: datetime | None = None
+    answered_by: str | None = None
+    """The extension that answered elsewhere (`answer_elsewhere`)."""
+    ended: datetime | None = None
+    expired: bool = False
+    status: RecordCallStatus | None = None
+    duration: int | None = None
+    record_id: int | None = None
+
+    @property
+    def missed(self) -> bool:
+        """Tell whether this is an incoming call nobody answered."""
+        return self.direction is Direction.INCOMING and self.status in MISSED_STATUSES
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the call as JSON-friendly attributes."""
+        return {
+            "call_id": self.call_id,
+            "direction": self.direction.value,
+            "state": self.state.value,
+            "caller": self.caller,
+            "called": self.called,
+            "line": self.trunk,
+            "answered_by": self.answered_by,
+            "started": self.started.isoformat(),
+            "answered": self.answered.isoformat() if self.answered else None,
+            "ended": self.ended.isoformat() if self.ended else None,
+            "status": self.status.value if self.status else None,
+            "duration": self.duration,
+            "record_id": self.record_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Call:
+        """Rebuild a finished call saved with `as_dict()`."""
+        started = datetime.fromisoformat(data["started"])
+        return cls(
+            call_id=str(data["call_id"]),
+            direction=Direction(data["direction"]),
+            state=CallState.IDLE,
+            started=started,
+            updated=started,
+            caller=data.get("caller"),
+            called=data.get("called"),
+            trunk=data.get("line"),
+            answered_by=data.get("answered_by"),
+            answered=_datetime(data.get("answered")),
+            ended=_datetime(data.get("ended")),
+            status=RecordCallStatus(data["status"]) if data.get("status") else None,
+            duration=data.get("duration"),
+            record_id=data.get("record_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CallChange:
+    """What one event did to the calls."""
+
+    call: Call
+    ended: bool = False
+    missed: bool = False
+    new_line: str | None = None
+    """A line (trunk) named for the first time."""
+
+
+@dataclass
+class CallTracker:
+    """Follows the PBX's calls; feed it events with `apply()`."""
+
+    call_timeout: timedelta = DEFAULT_CALL_TIMEOUT
+    ring_timeout: timedelta = RING_TIMEOUT
+    active: dict[str, Call] = field(default_factory=dict)
+    """Calls in progress, oldest first."""
+    last_call: Call | None = None
+    """The call that ended last."""
+    last_missed: Call | None = None
+    missed_count: int = 0
+    lines: dict[str, None] = field(default_factory=dict)
+    """Every line (trunk) seen, in order of first sight."""
+    _finished: OrderedDict[str, Call] = field(default_factory=OrderedDict)
+
+    @property
+    def current(self) -> Call | None:
+        """Return the most recent active call."""
+        return next(reversed(self.active.values()), None)
+
+    @property
+    def state(self) -> CallState:
+        """Return the PBX's state: the most recent active call's, or idle."""
+        current = self.current
+        return current.state if current else CallState.IDLE
+
+    def line_call(self, trunk: str) -> Call | None:
+        """Return the most recent active call on a line."""
+        for call in reversed(self.active.values()):
+            if call.trunk == trunk:
+                return call
+        return None
+
+    def line_state(self, trunk: str) -> CallState:
+        """Return a line's state: its most recent active call's, or idle."""
+        call = self.line_call(trunk)
+        return call.state if call else CallState.IDLE
+
+    def note_line(self, trunk: str | None) -> str | None:
+        """Remember a line; return it if it was new."""
+        if not trunk or trunk in self.lines or len(self.lines) >= MAX_LINES:
+            return None
+        self.lines[trunk] = None
+        return trunk
+
+    def apply(self, event: SpRecordEvent, now: datetime) -> CallChange | None:
+        """Apply a call event; return what changed, or None for nothing."""
+        match event:
+            case CallEvent():
+                return self._apply_call_event(event, now)
+            case AnswerElsewhereEvent():
+                call = self.active.get(event.call_id)
+                if call is None:
+                    return None
+                call.answered_by = event.number
+                call.updated = now
+                return CallChange(call)
+            case CallEndEvent():
+                return self._apply_end(event, now)
+        return None
+
+    def _apply_call_event(self, event: CallEvent, now: datetime) -> CallChange | None:
+        """Start a call, or move it to talking."""
+        if event.call_id in self._finished:
+            return None  # a late or repeated event of a call that is over
+        call = self.active.get(event.call_id)
+        talking = isinstance(event, StartTalkEvent)
+        if call is None:
+            call = Call(
+                call_id=event.call_id,
+                direction=_DIRECTIONS.get(type(event), Direction.UNKNOWN),
+                state=_START_STATES.get(type(event), CallState.TALKING),
+                started=now,
+                updated=now,
+            )
+            self._add_active(call)
+        call.caller = event.call_src or call.caller
+        call.called = event.call_dst or call.called
+        call.trunk = event.trunk or call.trunk
+        call.updated = now
+        if talking and call.state is not CallState.TALKING:
+            call.state = CallState.TALKING
+            call.answered = now
+        return CallChange(call, new_line=self.note_line(call.trunk))
+
+    def _add_active(self, call: Call) -> None:
+        """Track a new call, dropping the oldest when too many are open."""
+        self.active[call.call_id] = call
+        while len(self.active) > MAX_ACTIVE_CALLS:
+            oldest = next(iter(self.active.values()))
+            self._finish(oldest, expired=True, now=oldest.updated)
+
+    def _apply_end(self, event: CallEndEvent, now: datetime) -> CallChange | None:
+        """End a call: record how it ended and whether it was missed."""
+        call = self.active.get(event.call_id)
+        if call is None:
+            call = self._finished.get(event.call_id)
+            if call is not None and not call.expired:
+                return None  # ended already: a repeated end
+            if call is None:
+                # Its start was not seen (before a restart or a lost stream).
+                call = Call(
+                    call_id=event.call_id,
+                    direction=Direction.UNKNOWN,
+                    state=CallState.IDLE,
+                    started=now,
+                    updated=now,
+                )
+        call.status = event.status
+        call.duration = event.duration
+        call.record_id = event.record_id
+        self._finish(call, expired=False, now=now)
+        self.last_call = call
+        if call.missed:
+            self.missed_count += 1
+            self.last_missed = call
+        return CallChange(call, ended=True, missed=call.missed)
+
+    def _finish(self, call: Call, *, expired: bool, now: datetime) -> None:
+        """Move a call from the active ones to the bounded finished ones."""
+        self.active.pop(call.call_id, None)
+        call.state = CallState.IDLE
+        call.ended = now
+        call.expired = expired
+        self._finished[call.call_id] = call
+        self._finished.move_to_end(call.call_id)
+        while len(self._finished) > MAX_FINISHED_CALLS:
+            self._finished.popitem(last=False)
+
+    def _deadline(self, call: Call) -> datetime:
+        """Return when a call without news is taken to be over."""
+        ringing = call.state in (CallState.RINGING, CallState.DIALING)
+        return call.updated + (self.ring_timeout if ringing else self.call_timeout)
+
+    def next_expiry(self) -> datetime | None:
+        """Return when the next active call would expire, if any is open."""
+        return min((self._deadline(c) for c in self.active.values()), default=None)
+
+    def expire(self, now: datetime) -> list[Call]:
+        """End the calls whose end never came in time; return them."""
+        expired = [c for c in self.active.values() if self._deadline(c) <= now]
+        for call in expired:
+            self._finish(call, expired=True, now=now)
+        return expired
+
+
+def _datetime(value: str | None) -> datetime | None:
+    """Read an ISO datetime saved by `Call.as_dict()`."""
+    return datetime.fromisoformat(value) if value else None
+
+
+_DIRECTIONS: dict[type[CallEvent], Direction] = {
+    IncomingCallEvent: Direction.INCOMING,
+    OutgoingCallEvent: Direction.OUTGOING,
+}
+_START_STATES: dict[type[CallEvent], CallState] = {
+    IncomingCallEvent: CallState.RINGING,
+    OutgoingCallEvent: CallState.DIALING,
+}

@@ -1,0 +1,218 @@
+"""Config flow of the SpRecord MiniPBX: set up, reauthenticate, reconfigure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import hashlib
+from typing import Any
+
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.const import CONF_API_KEY, CONF_URL
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+import voluptuous as vol
+
+from .api import (
+    AuthenticationError,
+    ProtocolError,
+    SpRecordClient,
+    SpRecordConnectionError,
+    SpRecordError,
+    TooManyConnectionsError,
+    normalize_base_url,
+)
+from .const import (
+    CONF_CALL_TIMEOUT,
+    DEFAULT_CALL_TIMEOUT_MINUTES,
+    DEFAULT_URL,
+    DOMAIN,
+    LOGGER,
+)
+from .coordinator import SpRecordConfigEntry
+
+TITLE = "SpRecord MiniPBX"
+VALIDATE_TIMEOUT = 10.0
+"""Seconds the flow waits for the server when it checks the credentials."""
+
+_URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
+_KEY = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+USER_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_URL, default=DEFAULT_URL): _URL,
+        vol.Required(CONF_API_KEY): _KEY,
+    }
+)
+RECONFIGURE_SCHEMA = vol.Schema(
+    {vol.Required(CONF_URL): _URL, vol.Required(CONF_API_KEY): _KEY}
+)
+REAUTH_SCHEMA = vol.Schema({vol.Required(CONF_API_KEY): _KEY})
+OPTIONS_SCHEMA = vol.Schema(
+    {
+        vol.Required(
+            CONF_CALL_TIMEOUT, default=DEFAULT_CALL_TIMEOUT_MINUTES
+        ): NumberSelector(
+            NumberSelectorConfig(
+                min=5,
+                max=1440,
+                step=5,
+                unit_of_measurement="min",
+                mode=NumberSelectorMode.BOX,
+            )
+        ),
+    }
+)
+
+
+def account_id(api_key: str) -> str:
+    """Return the entry's unique id: a digest of the key, never the key."""
+    return hashlib.sha256(f"{DOMAIN}:{api_key}".encode()).hexdigest()[:16]
+
+
+async def validate(  # noqa: PLR0911 (one return per outcome)
+    hass: HomeAssistant, url: str, api_key: str
+) -> dict[str, str]:
+    """Open the event stream with these credentials; return the form errors."""
+    try:
+        base_url = normalize_base_url(url)
+    except ValueError:
+        return {CONF_URL: "invalid_url"}
+    client = SpRecordClient(
+        async_get_clientsession(hass),
+        base_url,
+        api_key,
+        request_timeout=VALIDATE_TIMEOUT,
+    )
+    try:
+        await client.verify()
+    except AuthenticationError:
+        return {"base": "invalid_auth"}
+    except TooManyConnectionsError:
+        return {"base": "too_many_connections"}
+    except SpRecordConnectionError:
+        return {"base": "cannot_connect"}
+    except ProtocolError:
+        return {"base": "not_sprecord"}
+    except SpRecordError as err:
+        return {
+            "base": "not_sprecord" if err.status in (404, 405) else "cannot_connect"
+        }
+    except Exception:  # noqa: BLE001 (the form must show something)
+        LOGGER.exception("Unexpected error while checking the SpRecord credentials")
+        return {"base": "unknown"}
+    return {}
+
+
+class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up an SpRecord MiniPBX account."""
+
+    VERSION = 1
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: SpRecordConfigEntry) -> OptionsFlow:
+        """Return the options flow."""
+        return SpRecordOptionsFlow()
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the server URL and the API key."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            url, key = user_input[CONF_URL], user_input[CONF_API_KEY]
+            await self.async_set_unique_id(account_id(key))
+            self._abort_if_unique_id_configured()
+            self._async_abort_entries_match({CONF_API_KEY: key})
+            errors = await validate(self.hass, url, key)
+            if not errors:
+                return self.async_create_entry(
+                    title=TITLE,
+                    data={CONF_URL: normalize_base_url(url), CONF_API_KEY: key},
+                )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(USER_SCHEMA, user_input),
+            errors=errors,
+        )
+
+    async def async_step_reauth(
+        self, entry_data: Mapping[str, Any]
+    ) -> ConfigFlowResult:
+        """Start over with a new key when the server refused the old one."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for a new API key."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            key = user_input[CONF_API_KEY]
+            errors = await validate(self.hass, entry.data[CONF_URL], key)
+            if not errors:
+                return self._update(entry, {CONF_API_KEY: key})
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=REAUTH_SCHEMA,
+            description_placeholders={"url": entry.data[CONF_URL]},
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the server URL or the API key."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            url, key = user_input[CONF_URL], user_input[CONF_API_KEY]
+            errors = await validate(self.hass, url, key)
+            if not errors:
+                return self._update(
+                    entry, {CONF_URL: normalize_base_url(url), CONF_API_KEY: key}
+                )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                RECONFIGURE_SCHEMA, user_input or entry.data
+            ),
+            errors=errors,
+        )
+
+    def _update(
+        self, entry: SpRecordConfigEntry, changes: dict[str, Any]
+    ) -> ConfigFlowResult:
+        """Save new credentials unless another entry already uses the key."""
+        key = changes[CONF_API_KEY]
+        for other in self._async_current_entries(include_ignore=False):
+            if other.entry_id != entry.entry_id and other.data.get(CONF_API_KEY) == key:
+                return self.async_abort(reason="already_configured")
+        return self.async_update_reload_and_abort(entry, data_updates=changes)
+
+
+class SpRecordOptionsFlow(OptionsFlow):
+    """Tune how calls are followed."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask how long an unfinished call may last."""
+        if user_input is not None:
+            return self.async_create_entry(
+                data={CONF_CALL_TIMEOUT: int(user_input[CONF_CALL_TIMEOUT])}
+            )
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(
+                OPTIONS_SCHEMA, self.config_entry.options
+            ),
+        )

@@ -1,0 +1,24 @@
+"""Constants of the SpRecord MiniPBX integration."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+DOMAIN: Final = "sprecord"
+LOGGER = logging.getLogger(__package__)
+
+MANUFACTURER: Final = "SpRecord"
+MODEL: Final = "MiniPBX"
+DEFAULT_URL: Final = "https://api.sprecord.cloud"
+
+CONF_CALL_TIMEOUT: Final = "call_timeout"
+"""Option: minutes an unfinished call may last before it is taken as over."""
+DEFAULT_CALL_TIMEOUT_MINUTES: Final = 180
+CONF_DEVICE_ID: Final = "device_id"
+"""Entry data: the PBX's own id, learned from its first event."""
+
+EVENT_SPRECORD: Final = "sprecord_event"
+"""Bus event fired for every event the PBX sends."""
+
+ISSUE_TOO_MANY_CONNECTIONS: Final = "too_many_connections"

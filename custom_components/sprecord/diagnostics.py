@@ -1,0 +1,60 @@
+"""Diagnostics of the SpRecord MiniPBX: the link and the calls, redacted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import CONF_API_KEY
+from homeassistant.core import HomeAssistant
+
+from .const import CONF_DEVICE_ID
+from .coordinator import SpRecordConfigEntry
+
+TO_REDACT = {
+    CONF_API_KEY,
+    CONF_DEVICE_ID,
+    "unique_id",
+    # phone numbers
+    "caller",
+    "called",
+    "answered_by",
+    "sender",
+    "call_src",
+    "call_dst",
+    "sms_src",
+    "number",
+    # SMS text
+    "text",
+}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: SpRecordConfigEntry
+) -> dict[str, Any]:
+    """Return what helps to understand a problem, without secrets or numbers."""
+    coordinator = entry.runtime_data.coordinator
+    tracker = coordinator.tracker
+    sms = coordinator.last_sms
+    return async_redact_data(
+        {
+            "entry": entry.as_dict(),
+            "link": {
+                "connected": coordinator.connected,
+                "available": coordinator.available,
+                "server": coordinator.client.base_url,
+                **coordinator.stats.as_dict(),
+            },
+            "calls": {
+                "state": tracker.state.value,
+                "active": [call.as_dict() for call in tracker.active.values()],
+                "last_call": tracker.last_call.as_dict() if tracker.last_call else None,
+                "missed_count": tracker.missed_count,
+                "lines": list(tracker.lines),
+            },
+            "last_sms": None
+            if sms is None
+            else {"sender": sms.sender, "text": sms.text, "line": sms.line},
+        },
+        TO_REDACT,
+    )

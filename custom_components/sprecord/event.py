@@ -1,0 +1,127 @@
+"""Event entities of the SpRecord MiniPBX: every call event and every SMS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+
+from .api import (
+    AnswerElsewhereEvent,
+    CallEndEvent,
+    CallEvent,
+    EventType,
+    IncomingSmsEvent,
+    SpRecordEvent,
+    StartupEvent,
+)
+from .calls import CallChange
+from .coordinator import SpRecordConfigEntry, SpRecordCoordinator
+from .entity import SpRecordEntity
+
+PARALLEL_UPDATES = 0
+MISSED_CALL = "missed_call"
+"""Fired by the call entity after the `call_end` of a missed incoming call."""
+
+CALL = EventEntityDescription(
+    key="call",
+    translation_key="call",
+    event_types=[
+        EventType.INCOMING_CALL,
+        EventType.OUTGOING_CALL,
+        EventType.START_TALK,
+        EventType.ANSWER_ELSEWHERE,
+        EventType.CALL_END,
+        MISSED_CALL,
+    ],
+)
+SMS = EventEntityDescription(
+    key="sms",
+    translation_key="sms",
+    event_types=[EventType.INCOMING_SMS],
+)
+PBX = EventEntityDescription(
+    key="pbx",
+    translation_key="pbx",
+    event_types=[EventType.STARTUP],
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: SpRecordConfigEntry,
+    async_add_entities: AddEntitiesCallback,
+) -> None:
+    """Add the call and SMS event entities."""
+    coordinator = entry.runtime_data.coordinator
+    async_add_entities(
+        [
+            SpRecordCallEvent(coordinator, CALL),
+            SpRecordSmsEvent(coordinator, SMS),
+            SpRecordPbxEvent(coordinator, PBX),
+        ]
+    )
+
+
+class _SpRecordEventEntity(SpRecordEntity, EventEntity):
+    """An event entity fed by every event the coordinator takes."""
+
+    def __init__(
+        self, coordinator: SpRecordCoordinator, description: EventEntityDescription
+    ) -> None:
+        super().__init__(coordinator, description, ())
+
+    async def async_added_to_hass(self) -> None:
+        """Listen to events as they come."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.coordinator.async_add_event_listener(self._on_event))
+
+    @callback
+    def _on_event(self, event: SpRecordEvent, change: CallChange | None) -> None:
+        raise NotImplementedError
+
+    @callback
+    def _fire(self, event_type: str, attributes: dict[str, Any]) -> None:
+        self._trigger_event(event_type, attributes)
+        self.async_write_ha_state()
+
+
+class SpRecordCallEvent(_SpRecordEventEntity):
+    """Every call event, plus `missed_call` for an unanswered incoming call."""
+
+    @callback
+    def _on_event(self, event: SpRecordEvent, change: CallChange | None) -> None:
+        if not isinstance(event, CallEvent | CallEndEvent | AnswerElsewhereEvent):
+            return
+        attributes = event.payload_dict()
+        if change is not None:
+            call = change.call
+            attributes.update(
+                direction=call.direction.value,
+                caller=call.caller,
+                called=call.called,
+                line=call.trunk,
+            )
+        self._fire(event.type, attributes)
+        if change is not None and change.missed:
+            self._fire(MISSED_CALL, attributes)
+
+
+class SpRecordSmsEvent(_SpRecordEventEntity):
+    """Every incoming SMS."""
+
+    @callback
+    def _on_event(self, event: SpRecordEvent, change: CallChange | None) -> None:
+        if isinstance(event, IncomingSmsEvent):
+            self._fire(event.type, event.payload_dict())
+
+
+class SpRecordPbxEvent(_SpRecordEventEntity):
+    """The PBX itself: it was switched on."""
+
+    @callback
+    def _on_event(self, event: SpRecordEvent, change: CallChange | None) -> None:
+        if isinstance(event, StartupEvent):
+            self._fire(event.type, {})

@@ -1,0 +1,59 @@
+"""Logbook descriptions of `sprecord_event`, in the user's language."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from homeassistant.components.logbook.const import (
+    LOGBOOK_ENTRY_MESSAGE,
+    LOGBOOK_ENTRY_NAME,
+)
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers.translation import async_get_cached_translations
+
+from .const import DOMAIN, EVENT_SPRECORD
+
+_EVENT_NAME = (
+    "component.sprecord.entity.event.{entity}.state_attributes.event_type.state.{type}"
+)
+_STATUS_NAME = "component.sprecord.entity.sensor.last_call_status.state.{status}"
+_ENTITY_OF_TYPE = {"incoming_sms": "sms", "startup": "pbx"}
+
+
+@callback
+def async_describe_events(
+    hass: HomeAssistant,
+    async_describe_event: Callable[[str, str, Callable[[Event], dict[str, str]]], None],
+) -> None:
+    """Describe `sprecord_event` in the logbook."""
+
+    @callback
+    def describe(event: Event) -> dict[str, str]:
+        data: Mapping[str, Any] = event.data
+        event_type = str(data.get("event_type", ""))
+        payload = data.get("payload") or {}
+        translations = async_get_cached_translations(
+            hass, hass.config.language, "entity", DOMAIN
+        )
+        entity = _ENTITY_OF_TYPE.get(event_type, "call")
+        name = translations.get(
+            _EVENT_NAME.format(entity=entity, type=event_type), event_type
+        )
+        details = [
+            str(payload[key])
+            for key in ("call_src", "sms_src", "number", "trunk")
+            if payload.get(key) not in (None, "")
+        ]
+        if status := payload.get("status"):
+            details.insert(
+                0, translations.get(_STATUS_NAME.format(status=status), status)
+            )
+        message = f"{name}: {', '.join(details)}" if details else name
+        entry = hass.config_entries.async_get_entry(str(data.get("config_entry_id")))
+        return {
+            LOGBOOK_ENTRY_NAME: entry.title if entry else "SpRecord MiniPBX",
+            LOGBOOK_ENTRY_MESSAGE: message,
+        }
+
+    async_describe_event(DOMAIN, EVENT_SPRECORD, describe)

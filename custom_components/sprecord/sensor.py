@@ -1,0 +1,250 @@
+"""Sensors of the SpRecord MiniPBX: call state, lines, last call, last SMS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import UnitOfTime
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+
+from .api import RecordCallStatus
+from .calls import Call, CallState
+from .coordinator import (
+    TOPIC_CALLS,
+    TOPIC_ENDED,
+    TOPIC_SMS,
+    SpRecordConfigEntry,
+    SpRecordCoordinator,
+    line_topic,
+)
+from .entity import SpRecordEntity
+
+PARALLEL_UPDATES = 0
+SMS_STATE_LENGTH = 255
+
+CALL_STATES = [state.value for state in CallState]
+CALL_STATUSES = [status.value for status in RecordCallStatus]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpRecordSensorDescription(SensorEntityDescription):
+    """A sensor of the PBX: where its value comes from, when it changes."""
+
+    value_fn: Callable[[SpRecordCoordinator], Any]
+    attrs_fn: Callable[[SpRecordCoordinator], dict[str, Any] | None] = lambda _: None
+    topics: tuple[str, ...]
+
+
+def _call_attributes(call: Call | None) -> dict[str, Any]:
+    """Return the attributes that describe one call."""
+    if call is None:
+        return {
+            "caller": None,
+            "called": None,
+            "line": None,
+            "call_id": None,
+            "direction": None,
+        }
+    return {
+        "caller": call.caller,
+        "called": call.called,
+        "line": call.trunk,
+        "call_id": call.call_id,
+        "direction": call.direction.value,
+    }
+
+
+def _call_state_attributes(coordinator: SpRecordCoordinator) -> dict[str, Any]:
+    tracker = coordinator.tracker
+    return {
+        **_call_attributes(tracker.current),
+        "answered_by": tracker.current.answered_by if tracker.current else None,
+        "active_calls": [
+            {
+                "call_id": call.call_id,
+                "state": call.state.value,
+                "direction": call.direction.value,
+                "caller": call.caller,
+                "called": call.called,
+                "line": call.trunk,
+            }
+            for call in reversed(tracker.active.values())
+        ],
+    }
+
+
+def _last_call_status(coordinator: SpRecordCoordinator) -> str | None:
+    call = coordinator.tracker.last_call
+    if call is None or call.status is None or not call.status.is_known:
+        return None
+    return call.status.value
+
+
+def _last_call_attributes(coordinator: SpRecordCoordinator) -> dict[str, Any]:
+    call = coordinator.tracker.last_call
+    return {
+        **_call_attributes(call),
+        "status": call.status.value if call and call.status else None,
+        "record_id": call.record_id if call else None,
+        "ended": call.ended.isoformat() if call and call.ended else None,
+    }
+
+
+def _missed_attributes(coordinator: SpRecordCoordinator) -> dict[str, Any]:
+    call = coordinator.tracker.last_missed
+    return {
+        "last_caller": call.caller if call else None,
+        "last_line": call.trunk if call else None,
+        "last_called": call.called if call else None,
+        "last_time": call.ended.isoformat() if call and call.ended else None,
+    }
+
+
+def _sms_text(coordinator: SpRecordCoordinator) -> str | None:
+    sms = coordinator.last_sms
+    return None if sms is None else sms.text[:SMS_STATE_LENGTH]
+
+
+def _sms_attributes(coordinator: SpRecordCoordinator) -> dict[str, Any]:
+    sms = coordinator.last_sms
+    if sms is None:
+        return {"text": None, "sender": None, "line": None, "date": None}
+    date = sms.date.isoformat() if isinstance(sms.date, datetime) else sms.date
+    return {
+        "text": sms.text,
+        "sender": sms.sender,
+        "line": sms.line,
+        "date": date,
+        "received": sms.received.isoformat(),
+    }
+
+
+PBX_SENSORS: tuple[SpRecordSensorDescription, ...] = (
+    SpRecordSensorDescription(
+        key="call_state",
+        translation_key="call_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=CALL_STATES,
+        value_fn=lambda c: c.tracker.state.value,
+        attrs_fn=_call_state_attributes,
+        topics=(TOPIC_CALLS,),
+    ),
+    SpRecordSensorDescription(
+        key="active_calls",
+        translation_key="active_calls",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda c: len(c.tracker.active),
+        topics=(TOPIC_CALLS,),
+    ),
+    SpRecordSensorDescription(
+        key="last_call_status",
+        translation_key="last_call_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=CALL_STATUSES,
+        value_fn=_last_call_status,
+        attrs_fn=_last_call_attributes,
+        topics=(TOPIC_ENDED,),
+    ),
+    SpRecordSensorDescription(
+        key="last_call_duration",
+        translation_key="last_call_duration",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        suggested_unit_of_measurement=UnitOfTime.SECONDS,
+        value_fn=lambda c: (
+            c.tracker.last_call.duration if c.tracker.last_call else None
+        ),
+        topics=(TOPIC_ENDED,),
+    ),
+    SpRecordSensorDescription(
+        key="missed_calls",
+        translation_key="missed_calls",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda c: c.tracker.missed_count,
+        attrs_fn=_missed_attributes,
+        topics=(TOPIC_ENDED,),
+    ),
+    SpRecordSensorDescription(
+        key="last_sms",
+        translation_key="last_sms",
+        value_fn=_sms_text,
+        attrs_fn=_sms_attributes,
+        topics=(TOPIC_SMS,),
+    ),
+)
+
+LINE_STATE = SensorEntityDescription(
+    key="line_state",
+    translation_key="line_state",
+    device_class=SensorDeviceClass.ENUM,
+    options=CALL_STATES,
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: SpRecordConfigEntry,
+    async_add_entities: AddEntitiesCallback,
+) -> None:
+    """Add the PBX sensors, and a line's sensor whenever a line appears."""
+    coordinator = entry.runtime_data.coordinator
+    async_add_entities(
+        SpRecordSensor(coordinator, description, description.topics)
+        for description in PBX_SENSORS
+    )
+
+    @callback
+    def add_line(trunk: str) -> None:
+        async_add_entities([SpRecordLineSensor(coordinator, trunk)])
+
+    for trunk in coordinator.tracker.lines:
+        add_line(trunk)
+    entry.async_on_unload(coordinator.async_add_line_listener(add_line))
+
+
+class SpRecordSensor(SpRecordEntity, SensorEntity):
+    """A sensor of the PBX."""
+
+    entity_description: SpRecordSensorDescription
+
+    @property
+    def native_value(self) -> Any:
+        """Return the sensor's value."""
+        return self.entity_description.value_fn(self.coordinator)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Return the details behind the value."""
+        return self.entity_description.attrs_fn(self.coordinator)
+
+
+class SpRecordLineSensor(SpRecordEntity, SensorEntity):
+    """The state of one line (trunk): idle, ringing, dialing or talking."""
+
+    def __init__(self, coordinator: SpRecordCoordinator, trunk: str) -> None:
+        """Describe the sensor of `trunk`."""
+        super().__init__(coordinator, LINE_STATE, (line_topic(trunk),), line=trunk)
+        self.trunk = trunk
+
+    @property
+    def native_value(self) -> str:
+        """Return the state of the line's most recent call."""
+        return self.coordinator.tracker.line_state(self.trunk).value
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the line's current call."""
+        call = self.coordinator.tracker.line_call(self.trunk)
+        attributes = _call_attributes(call)
+        del attributes["line"]
+        return attributes
