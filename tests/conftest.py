@@ -47,6 +47,12 @@ def fast_link(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def patient_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never time the stream out (for tests that move a frozen clock by hours)."""
+    monkeypatch.setattr(coordinator_module, "STREAM_READ_TIMEOUT", 30 * 86400.0)
+
+
+@pytest.fixture
 def config_entry(emulator: SpRecordEmulator) -> MockConfigEntry:
     """Return a config entry for the emulator's `demo` account."""
     return MockConfigEntry(

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import os
 
 from homeassistant.core import HomeAssistant, State
 
 
 async def wait_until(condition: Callable[[], object], timeout: float = 3.0) -> None:
-    """Wait until `condition()` is true (the stream is read in the background)."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
+    """Wait until `condition()` is true (the stream is read in the background).
+
+    It yields to the loop without timers and measures real time, so it also
+    works while a test has frozen the clock (the loop's time stands still).
+    """
+    deadline = os.times().elapsed + timeout
+    while not condition():
+        if os.times().elapsed > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0)
 
 
 async def wait_for_state(

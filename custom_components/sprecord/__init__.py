@@ -14,6 +14,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
+from . import coordinator as coordinator_module
 from .api import ProtocolError, SpRecordClient
 from .const import CONF_CALL_TIMEOUT, DEFAULT_CALL_TIMEOUT_MINUTES, DOMAIN
 from .coordinator import SpRecordConfigEntry, SpRecordCoordinator, SpRecordRuntimeData
@@ -35,6 +36,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
         async_get_clientsession(hass),
         entry.data[CONF_URL],
         entry.data[CONF_API_KEY],
+        read_timeout=coordinator_module.STREAM_READ_TIMEOUT,
         on_malformed_event=malformed,
         user_agent=f"HomeAssistant/{HA_VERSION} {DOMAIN}",
     )

@@ -195,6 +195,18 @@ class CallTracker:
                 return self._apply_end(event, now)
         return None
 
+    def restart(self, now: datetime) -> list[Call]:
+        """End every call in progress: the PBX was switched on again.
+
+        Its call ids may start over, so the ids of finished calls are
+        forgotten too (a new call with an old id must not be ignored).
+        """
+        ended = list(self.active.values())
+        for call in ended:
+            self._finish(call, expired=True, now=now)
+        self._finished.clear()
+        return ended
+
     def _apply_call_event(self, event: CallEvent, now: datetime) -> CallChange | None:
         """Start a call, or move it to talking."""
         if event.call_id in self._finished:
@@ -208,6 +220,7 @@ class CallTracker:
                 state=_START_STATES.get(type(event), CallState.TALKING),
                 started=now,
                 updated=now,
+                answered=now if talking else None,
             )
             self._add_active(call)
         call.caller = event.call_src or call.caller

@@ -127,10 +127,9 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
         """Ask for the server URL and the API key."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            url, key = user_input[CONF_URL], user_input[CONF_API_KEY]
-            await self.async_set_unique_id(account_id(key))
-            self._abort_if_unique_id_configured()
+            url, key = user_input[CONF_URL], user_input[CONF_API_KEY].strip()
             self._async_abort_entries_match({CONF_API_KEY: key})
+            await self.async_set_unique_id(self._free_unique_id(key))
             errors = await validate(self.hass, url, key)
             if not errors:
                 return self.async_create_entry(
@@ -142,6 +141,19 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(USER_SCHEMA, user_input),
             errors=errors,
         )
+
+    def _free_unique_id(self, key: str) -> str:
+        """Return the unique id of a new entry for `key`.
+
+        An entry keeps the unique id it was created with when a later reauth
+        or reconfigure changes its key (its entities keep theirs), so the
+        digest of a key may be taken by an entry that now uses another key.
+        """
+        taken = {entry.unique_id for entry in self._async_current_entries()}
+        unique_id, number = account_id(key), 1
+        while unique_id in taken:
+            unique_id, number = account_id(f"{key}#{number}"), number + 1
+        return unique_id
 
     async def async_step_reauth(
         self, entry_data: Mapping[str, Any]
@@ -156,7 +168,7 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            key = user_input[CONF_API_KEY]
+            key = user_input[CONF_API_KEY].strip()
             errors = await validate(self.hass, entry.data[CONF_URL], key)
             if not errors:
                 return self._update(entry, {CONF_API_KEY: key})
@@ -174,7 +186,7 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            url, key = user_input[CONF_URL], user_input[CONF_API_KEY]
+            url, key = user_input[CONF_URL], user_input[CONF_API_KEY].strip()
             errors = await validate(self.hass, url, key)
             if not errors:
                 return self._update(

@@ -36,7 +36,7 @@ from .api import (
     TooManyConnectionsError,
     VerificationEvent,
 )
-from .calls import CallChange, CallTracker
+from .calls import Call, CallChange, CallTracker
 from .const import (
     CONF_DEVICE_ID,
     DOMAIN,
@@ -55,6 +55,8 @@ BUSY_BACKOFF_MIN = 60.0
 BUSY_BACKOFF_MAX = 900.0
 HEALTHY_STREAM_SECONDS = 60.0
 """A stream that lived this long resets the backoff, events or not."""
+STREAM_READ_TIMEOUT = 90.0
+"""A stream that sends no byte (not even a keep-alive) this long is dead."""
 LINK_GRACE = 30.0
 """A drop shorter than this is not shown: no log, no unavailable entities."""
 
@@ -415,6 +417,8 @@ class SpRecordCoordinator:
                 self.store.async_schedule_save(self)
             case StartupEvent():
                 self.last_startup = now
+                if ended := self.tracker.restart(now):
+                    self._calls_ended(ended)
             case _:
                 change = self.tracker.apply(event, now)
                 if change is not None:
@@ -496,13 +500,17 @@ class SpRecordCoordinator:
         """End the calls that outlived their time."""
         self._expiry_unsub = None
         self._expiry_at = None
-        expired = self.tracker.expire(now)
-        if expired:
+        self._calls_ended(self.tracker.expire(now))
+
+    @callback
+    def _calls_ended(self, calls: list[Call]) -> None:
+        """Show calls that ended without their end event (expired, restart)."""
+        if calls:
             LOGGER.debug(
-                "Calls ended without an end event: %s", [c.call_id for c in expired]
+                "Calls over without an end event: %s", [c.call_id for c in calls]
             )
             topics = {TOPIC_CALLS}
-            topics.update(line_topic(c.trunk) for c in expired if c.trunk)
+            topics.update(line_topic(c.trunk) for c in calls if c.trunk)
             self._touch(*topics)
         self._schedule_expiry()
 

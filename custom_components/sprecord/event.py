@@ -29,23 +29,23 @@ CALL = EventEntityDescription(
     key="call",
     translation_key="call",
     event_types=[
-        EventType.INCOMING_CALL,
-        EventType.OUTGOING_CALL,
-        EventType.START_TALK,
-        EventType.ANSWER_ELSEWHERE,
-        EventType.CALL_END,
+        EventType.INCOMING_CALL.value,
+        EventType.OUTGOING_CALL.value,
+        EventType.START_TALK.value,
+        EventType.ANSWER_ELSEWHERE.value,
+        EventType.CALL_END.value,
         MISSED_CALL,
     ],
 )
 SMS = EventEntityDescription(
     key="sms",
     translation_key="sms",
-    event_types=[EventType.INCOMING_SMS],
+    event_types=[EventType.INCOMING_SMS.value],
 )
 PBX = EventEntityDescription(
     key="pbx",
     translation_key="pbx",
-    event_types=[EventType.STARTUP],
+    event_types=[EventType.STARTUP.value],
 )
 
 

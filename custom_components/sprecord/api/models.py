@@ -101,7 +101,7 @@ class SpRecordEvent:
 class StartupEvent(SpRecordEvent):
     """The PBX was switched on."""
 
-    event_type: ClassVar[str] = EventType.STARTUP
+    event_type: ClassVar[str] = EventType.STARTUP.value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,28 +130,28 @@ class CallEvent(SpRecordEvent):
 class IncomingCallEvent(CallEvent):
     """An incoming call starts ringing."""
 
-    event_type: ClassVar[str] = EventType.INCOMING_CALL
+    event_type: ClassVar[str] = EventType.INCOMING_CALL.value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutgoingCallEvent(CallEvent):
     """An outgoing call starts."""
 
-    event_type: ClassVar[str] = EventType.OUTGOING_CALL
+    event_type: ClassVar[str] = EventType.OUTGOING_CALL.value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartTalkEvent(CallEvent):
     """The call was answered: the conversation starts."""
 
-    event_type: ClassVar[str] = EventType.START_TALK
+    event_type: ClassVar[str] = EventType.START_TALK.value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallEndEvent(SpRecordEvent):
     """The call ended."""
 
-    event_type: ClassVar[str] = EventType.CALL_END
+    event_type: ClassVar[str] = EventType.CALL_END.value
     call_id: str
     status: RecordCallStatus
     record_id: int | None = None
@@ -173,7 +173,7 @@ class CallEndEvent(SpRecordEvent):
 class AnswerElsewhereEvent(SpRecordEvent):
     """The call was answered or redirected at another extension."""
 
-    event_type: ClassVar[str] = EventType.ANSWER_ELSEWHERE
+    event_type: ClassVar[str] = EventType.ANSWER_ELSEWHERE.value
     call_id: str
     number: str
     """The internal number where it happened."""
@@ -187,7 +187,7 @@ class AnswerElsewhereEvent(SpRecordEvent):
 class IncomingSmsEvent(SpRecordEvent):
     """An SMS arrived on a line."""
 
-    event_type: ClassVar[str] = EventType.INCOMING_SMS
+    event_type: ClassVar[str] = EventType.INCOMING_SMS.value
     sms_src: str
     text: str
     trunk: str
@@ -210,7 +210,7 @@ class IncomingSmsEvent(SpRecordEvent):
 class VerificationEvent(SpRecordEvent):
     """The webhook handshake: answer with `verification_response(payload)`."""
 
-    event_type: ClassVar[str] = EventType.VERIFICATION
+    event_type: ClassVar[str] = EventType.VERIFICATION.value
     payload: str
 
     def payload_dict(self) -> dict[str, Any]:

@@ -1,0 +1,685 @@
+"""The config, reauth, reconfigure and options flows, end to end over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+import json
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+from aiohttp import web
+from homeassistant import config_entries
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.const import CONF_API_KEY, CONF_URL
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResult, FlowResultType, InvalidData
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+import pytest
+from pytest_aiohttp import AiohttpServer
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+import voluptuous as vol
+
+import custom_components.sprecord
+from custom_components.sprecord.api import SpRecordClient
+from custom_components.sprecord.config_flow import (
+    OPTIONS_SCHEMA,
+    REAUTH_SCHEMA,
+    RECONFIGURE_SCHEMA,
+    TITLE,
+    USER_SCHEMA,
+    account_id,
+)
+from custom_components.sprecord.const import (
+    CONF_CALL_TIMEOUT,
+    DEFAULT_CALL_TIMEOUT_MINUTES,
+    DEFAULT_URL,
+    DOMAIN,
+)
+from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
+
+from .helpers import wait_until
+
+ROTATED_KEY = "rotated"
+"""A second key of the emulator's `demo` account (the key after a rotation)."""
+OTHER_KEY = "other"
+"""The key of a second account, with a PBX of its own."""
+OTHER_DEVICE_ID = "other-pbx"
+
+STRINGS = json.loads(
+    (Path(custom_components.sprecord.__file__).parent / "strings.json").read_text(
+        encoding="utf-8"
+    )
+)
+
+
+@pytest.fixture
+def accounts(emulator: SpRecordEmulator) -> None:
+    """Give the emulator a rotated key for `demo` and a second account."""
+    emulator.accounts[ROTATED_KEY] = DEFAULT_DEVICE_ID
+    emulator.accounts[OTHER_KEY] = OTHER_DEVICE_ID
+
+
+def suggested_values(result: FlowResult) -> dict[str, Any]:
+    """Return the values a form shows prefilled."""
+    schema: vol.Schema = result["data_schema"]
+    return {
+        str(key): key.description["suggested_value"]
+        for key in schema.schema
+        if key.description and "suggested_value" in key.description
+    }
+
+
+async def start_user_flow(hass: HomeAssistant) -> FlowResult:
+    """Open the user step and check it shows an empty form."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {}
+    return result
+
+
+async def unload(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Unload an entry the test set up (no task or timer may linger)."""
+    await hass.async_block_till_done()
+    if entry.state is ConfigEntryState.LOADED:
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+
+
+async def finish_user_flow(
+    hass: HomeAssistant, flow_id: str, emulator: SpRecordEmulator
+) -> None:
+    """Recover a flow with good input: the entry is created, set up, unloaded."""
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    assert result["result"].unique_id == account_id("demo")
+    await unload(hass, result["result"])
+
+
+# --- user step ------------------------------------------------------------
+
+
+async def test_user_flow(hass: HomeAssistant, emulator: SpRecordEmulator) -> None:
+    result = await start_user_flow(hass)
+    # The URL defaults to the SpRecord cloud; the key has no default.
+    assert result["data_schema"]({CONF_API_KEY: "k"}) == {
+        CONF_URL: DEFAULT_URL,
+        CONF_API_KEY: "k",
+    }
+    assert suggested_values(result) == {}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: f"{emulator.url}/", CONF_API_KEY: "demo"}
+    )
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == TITLE
+    assert result["data"] == {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    entry = result["result"]
+    assert entry.title == TITLE
+    assert entry.unique_id == account_id("demo")
+    assert "demo" not in entry.unique_id
+    assert entry.data[CONF_API_KEY] == "demo"
+    assert entry.data[CONF_URL] == emulator.url
+    assert not entry.options
+    # The flow's check opened one stream; the new entry holds the next one.
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    await wait_until(lambda: emulator.open_streams("demo") == 1)
+    assert emulator.stats.connects == 2
+    await unload(hass, entry)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "api.sprecord.cloud",
+        "ftp://api.sprecord.cloud",
+        "http://",
+        "https://api.sprecord.cloud/?key=demo",
+        "https://api.sprecord.cloud/#events",
+        "http://127.0.0.1:99999",
+    ],
+)
+async def test_user_flow_invalid_url(
+    hass: HomeAssistant, emulator: SpRecordEmulator, url: str
+) -> None:
+    result = await start_user_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: url, CONF_API_KEY: "demo"}
+    )
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {CONF_URL: "invalid_url"}
+    # What the user typed stays in the form.
+    assert suggested_values(result) == {CONF_URL: url, CONF_API_KEY: "demo"}
+    assert emulator.stats.connects == emulator.stats.rejected_auth == 0
+
+    await finish_user_flow(hass, result["flow_id"], emulator)
+
+
+@pytest.mark.parametrize(
+    ("url", "key", "error"),
+    [
+        ("{emulator}", "wrong", "invalid_auth"),
+        ("{emulator}/nope", "demo", "not_sprecord"),
+        ("http://127.0.0.1:{port}", "demo", "cannot_connect"),
+    ],
+    ids=["wrong_key", "path_not_found", "port_closed"],
+)
+async def test_user_flow_errors(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    unused_tcp_port: int,
+    *,
+    url: str,
+    key: str,
+    error: str,
+) -> None:
+    url = url.format(emulator=emulator.url, port=unused_tcp_port)
+    result = await start_user_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: url, CONF_API_KEY: key}
+    )
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {"base": error}
+    assert suggested_values(result) == {CONF_URL: url, CONF_API_KEY: key}
+
+    await finish_user_flow(hass, result["flow_id"], emulator)
+
+
+async def test_user_flow_refused_key(
+    hass: HomeAssistant, emulator: SpRecordEmulator
+) -> None:
+    emulator.refuse_key("demo")
+    result = await start_user_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert emulator.stats.rejected_auth == 1
+
+    emulator.refuse_key("demo", refuse=False)
+    await finish_user_flow(hass, result["flow_id"], emulator)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (500, "cannot_connect"),
+        (502, "cannot_connect"),
+        (503, "cannot_connect"),
+        (400, "cannot_connect"),
+        (404, "not_sprecord"),
+        (405, "not_sprecord"),
+        (401, "invalid_auth"),
+        (403, "invalid_auth"),
+        (429, "too_many_connections"),
+    ],
+)
+async def test_user_flow_http_error(
+    hass: HomeAssistant, emulator: SpRecordEmulator, status: int, error: str
+) -> None:
+    emulator.fail_streams(status)
+    result = await start_user_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    )
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": error}
+    assert emulator.stats.rejected_forced == 1
+
+    # The failure was a one-off: the same input now works.
+    await finish_user_flow(hass, result["flow_id"], emulator)
+
+
+async def test_user_flow_too_many_connections(
+    hass: HomeAssistant, emulator: SpRecordEmulator
+) -> None:
+    client = SpRecordClient(async_get_clientsession(hass), emulator.url, "demo")
+    result = await start_user_flow(hass)
+
+    async with AsyncExitStack() as streams:
+        for _ in range(emulator.max_streams):
+            await streams.enter_async_context(await client.connect())
+        assert emulator.open_streams("demo") == 3
+
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+        )
+
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {"base": "too_many_connections"}
+        assert emulator.stats.rejected_busy == 1
+
+    # The other clients went away: a stream is free again.
+    await wait_until(lambda: emulator.open_streams("demo") == 0)
+    await finish_user_flow(hass, result["flow_id"], emulator)
+
+
+async def test_user_flow_not_an_event_stream(
+    hass: HomeAssistant, emulator: SpRecordEmulator, aiohttp_server: AiohttpServer
+) -> None:
+    async def web_page(request: web.Request) -> web.Response:
+        return web.Response(
+            text="<html><body>Hello</body></html>", content_type="text/html"
+        )
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", web_page)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    result = await start_user_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_URL: f"http://127.0.0.1:{server.port}", CONF_API_KEY: "demo"},
+    )
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "not_sprecord"}
+
+    await finish_user_flow(hass, result["flow_id"], emulator)
+
+
+async def test_user_flow_timeout(
+    hass: HomeAssistant, emulator: SpRecordEmulator, aiohttp_server: AiohttpServer
+) -> None:
+    answer = asyncio.Event()
+
+    async def silent(request: web.Request) -> web.Response:
+        await answer.wait()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_get("/sys/events", silent)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    result = await start_user_flow(hass)
+
+    with patch("custom_components.sprecord.config_flow.VALIDATE_TIMEOUT", 0.05):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            {CONF_URL: f"http://127.0.0.1:{server.port}", CONF_API_KEY: "demo"},
+        )
+    answer.set()
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+
+    await finish_user_flow(hass, result["flow_id"], emulator)
+
+
+async def test_user_flow_unknown_error(
+    hass: HomeAssistant, emulator: SpRecordEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = await start_user_flow(hass)
+
+    with patch(
+        "custom_components.sprecord.config_flow.SpRecordClient.verify",
+        side_effect=RuntimeError("boom"),
+    ):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+        )
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "unknown"}
+    assert "Unexpected error while checking the SpRecord credentials" in caplog.text
+    assert "boom" in caplog.text
+    # The key never reaches the log.
+    assert "Bearer" not in caplog.text
+
+    await finish_user_flow(hass, result["flow_id"], emulator)
+
+
+@pytest.mark.parametrize(
+    "unique_id",
+    [account_id("demo"), "set-up-by-an-older-version"],
+    ids=["same_unique_id", "same_key_in_data"],
+)
+async def test_user_flow_already_configured(
+    hass: HomeAssistant, emulator: SpRecordEmulator, unique_id: str
+) -> None:
+    MockConfigEntry(
+        domain=DOMAIN,
+        title=TITLE,
+        data={CONF_URL: "https://pbx.example.com", CONF_API_KEY: "demo"},
+        unique_id=unique_id,
+    ).add_to_hass(hass)
+    result = await start_user_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    )
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    # It aborts before it asks the server anything.
+    assert emulator.stats.connects == emulator.stats.rejected_auth == 0
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
+
+
+async def test_user_flow_second_account(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    config_entry: MockConfigEntry,
+    accounts: None,
+) -> None:
+    config_entry.add_to_hass(hass)
+    result = await start_user_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: OTHER_KEY}
+    )
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == account_id(OTHER_KEY)
+    assert result["result"].unique_id != config_entry.unique_id
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 2
+    await unload(hass, result["result"])
+
+
+# --- reauth ---------------------------------------------------------------
+
+
+async def test_reauth_flow(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+    accounts: None,
+) -> None:
+    result = await setup_entry.start_reauth_flow(hass)
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reauth_confirm"
+    assert result["errors"] == {}
+    assert result["description_placeholders"] == {
+        "url": emulator.url,
+        "name": TITLE,
+    }
+    assert suggested_values(result) == {}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: "wrong"}
+    )
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reauth_confirm"
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert result["description_placeholders"]["url"] == emulator.url
+    assert setup_entry.data[CONF_API_KEY] == "demo"
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: ROTATED_KEY}
+    )
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert setup_entry.data == {CONF_URL: emulator.url, CONF_API_KEY: ROTATED_KEY}
+    # The entry reloads and reconnects with the new key.
+    await hass.async_block_till_done()
+    assert setup_entry.state is ConfigEntryState.LOADED
+    await wait_until(lambda: emulator.open_streams(ROTATED_KEY) == 1)
+    await wait_until(lambda: emulator.open_streams("demo") == 0)
+    await unload(hass, setup_entry)
+
+
+async def test_reauth_after_the_server_refuses_the_key(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+    accounts: None,
+) -> None:
+    # The key is revoked: the integration asks for a new one by itself.
+    emulator.refuse_key("demo")
+    await wait_until(lambda: any(setup_entry.async_get_active_flows(hass, {"reauth"})))
+    await hass.async_block_till_done()
+    (flow,) = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert flow["step_id"] == "reauth_confirm"
+    assert flow["context"]["entry_id"] == setup_entry.entry_id
+
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_API_KEY: "demo"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "invalid_auth"}
+
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_API_KEY: ROTATED_KEY}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert setup_entry.data[CONF_API_KEY] == ROTATED_KEY
+    await hass.async_block_till_done()
+    assert setup_entry.state is ConfigEntryState.LOADED
+    await wait_until(lambda: emulator.open_streams(ROTATED_KEY) == 1)
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    await unload(hass, setup_entry)
+
+
+async def test_reauth_flow_key_of_another_entry(
+    hass: HomeAssistant, emulator: SpRecordEmulator, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=TITLE,
+        data={CONF_URL: emulator.url, CONF_API_KEY: "revoked"},
+        unique_id=account_id("revoked"),
+    )
+    entry.add_to_hass(hass)
+    result = await entry.start_reauth_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_API_KEY: "demo"}
+    )
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_API_KEY] == "revoked"
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert config_entry.state is ConfigEntryState.NOT_LOADED
+
+
+# --- reconfigure ----------------------------------------------------------
+
+
+async def test_reconfigure_flow(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+    accounts: None,
+) -> None:
+    # A second server with the rotated key, to move the entry to.
+    moved = SpRecordEmulator(keepalive=0, accounts={ROTATED_KEY: DEFAULT_DEVICE_ID})
+    await moved.start()
+    try:
+        result = await setup_entry.start_reconfigure_flow(hass)
+
+        assert result["type"] is FlowResultType.FORM
+        assert result["step_id"] == "reconfigure"
+        assert result["errors"] == {}
+        assert suggested_values(result) == {
+            CONF_URL: emulator.url,
+            CONF_API_KEY: "demo",
+        }
+
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_URL: "api.sprecord.cloud", CONF_API_KEY: "demo"}
+        )
+
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {CONF_URL: "invalid_url"}
+        assert suggested_values(result) == {
+            CONF_URL: "api.sprecord.cloud",
+            CONF_API_KEY: "demo",
+        }
+
+        # The old key is not valid on the new server.
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_URL: moved.url, CONF_API_KEY: "demo"}
+        )
+
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {"base": "invalid_auth"}
+        assert setup_entry.data == {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_URL: f"{moved.url}/", CONF_API_KEY: ROTATED_KEY}
+        )
+
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        assert setup_entry.data == {CONF_URL: moved.url, CONF_API_KEY: ROTATED_KEY}
+        await hass.async_block_till_done()
+        assert setup_entry.state is ConfigEntryState.LOADED
+        await wait_until(lambda: moved.open_streams(ROTATED_KEY) == 1)
+        await wait_until(lambda: emulator.open_streams() == 0)
+        await unload(hass, setup_entry)
+    finally:
+        await moved.stop()
+
+
+async def test_reconfigure_flow_key_of_another_entry(
+    hass: HomeAssistant, emulator: SpRecordEmulator, config_entry: MockConfigEntry
+) -> None:
+    config_entry.add_to_hass(hass)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=TITLE,
+        data={CONF_URL: "https://pbx.example.com", CONF_API_KEY: "other"},
+        unique_id=account_id("other"),
+    )
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    )
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data == {CONF_URL: "https://pbx.example.com", CONF_API_KEY: "other"}
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+
+
+async def test_reconfigure_to_another_account_frees_the_first(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    config_entry: MockConfigEntry,
+    accounts: None,
+) -> None:
+    config_entry.add_to_hass(hass)
+    result = await config_entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: OTHER_KEY}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+
+    try:
+        # No entry uses the `demo` key any more: adding it must be possible.
+        result = await start_user_flow(hass)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        # The old entry keeps its unique id (and its entities theirs).
+        assert config_entry.unique_id == account_id("demo")
+        assert result["result"].unique_id not in (account_id("demo"), None)
+        await unload(hass, result["result"])
+    finally:
+        await unload(hass, config_entry)
+
+
+# --- options --------------------------------------------------------------
+
+
+async def test_options_flow(
+    hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
+) -> None:
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "init"
+    assert result["data_schema"]({}) == {
+        CONF_CALL_TIMEOUT: DEFAULT_CALL_TIMEOUT_MINUTES
+    }
+    assert suggested_values(result) == {}
+    with pytest.raises(InvalidData):
+        await hass.config_entries.options.async_configure(
+            result["flow_id"], {CONF_CALL_TIMEOUT: 1}
+        )
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_CALL_TIMEOUT: "30"}
+    )
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {CONF_CALL_TIMEOUT: 30}
+    assert type(setup_entry.options[CONF_CALL_TIMEOUT]) is int
+    assert setup_entry.options == {CONF_CALL_TIMEOUT: 30}
+    # New options reload the entry, which then runs with them.
+    await hass.async_block_till_done()
+    assert setup_entry.state is ConfigEntryState.LOADED
+    assert setup_entry.runtime_data.coordinator.options == {CONF_CALL_TIMEOUT: 30}
+
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    assert suggested_values(result) == {CONF_CALL_TIMEOUT: 30}
+    hass.config_entries.options.async_abort(result["flow_id"])
+    await unload(hass, setup_entry)
+
+
+# --- texts ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "step", "schema"),
+    [
+        ("config", "user", USER_SCHEMA),
+        ("config", "reauth_confirm", REAUTH_SCHEMA),
+        ("config", "reconfigure", RECONFIGURE_SCHEMA),
+        ("options", "init", OPTIONS_SCHEMA),
+    ],
+)
+def test_every_field_is_described(section: str, step: str, schema: vol.Schema) -> None:
+    texts = STRINGS[section]["step"][step]
+    fields = {str(key) for key in schema.schema}
+    assert set(texts["data"]) == fields
+    assert set(texts["data_description"]) == fields
+    assert all(texts["data_description"].values())
+
+
+def test_every_error_and_abort_has_a_text() -> None:
+    config = STRINGS["config"]
+    assert set(config["error"]) >= {
+        "invalid_url",
+        "invalid_auth",
+        "cannot_connect",
+        "too_many_connections",
+        "not_sprecord",
+        "unknown",
+    }
+    assert set(config["abort"]) >= {
+        "already_configured",
+        "reauth_successful",
+        "reconfigure_successful",
+    }
+    assert "{url}" in config["step"]["reauth_confirm"]["description"]
