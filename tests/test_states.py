@@ -9,6 +9,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
@@ -19,6 +20,12 @@ from custom_components.sprecord.const import DOMAIN, EVENT_SPRECORD
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
 from .helpers import wait_for_state, wait_until
+
+
+@pytest.fixture(autouse=True)
+def _all_entities(entity_registry_enabled_by_default: None) -> None:
+    """Enable every entity, also those disabled by default (active calls)."""
+
 
 CALL_STATE = "sensor.sprecord_minipbx_call_state"
 ACTIVE_CALLS = "sensor.sprecord_minipbx_active_calls"

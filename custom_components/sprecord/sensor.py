@@ -143,6 +143,8 @@ PBX_SENSORS: tuple[SpRecordSensorDescription, ...] = (
         key="active_calls",
         translation_key="active_calls",
         state_class=SensorStateClass.MEASUREMENT,
+        # The call state lists the active calls; a count of them is for few.
+        entity_registry_enabled_default=False,
         value_fn=lambda c: len(c.tracker.active),
         topics=(TOPIC_CALLS,),
     ),
