@@ -6,13 +6,14 @@ import asyncio
 from contextlib import AsyncExitStack
 import json
 from pathlib import Path
+import re
 from typing import Any
 from unittest.mock import patch
 
 from aiohttp import web
 from homeassistant import config_entries
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
-from homeassistant.const import CONF_API_KEY, CONF_URL
+from homeassistant.const import CONF_API_KEY, CONF_URL, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResult, FlowResultType, InvalidData
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -33,9 +34,11 @@ from custom_components.sprecord.config_flow import (
 )
 from custom_components.sprecord.const import (
     CONF_CALL_TIMEOUT,
+    CONF_TRANSPORT,
     DEFAULT_CALL_TIMEOUT_MINUTES,
     DEFAULT_URL,
     DOMAIN,
+    TRANSPORT_SSE,
 )
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
@@ -52,6 +55,11 @@ STRINGS = json.loads(
         encoding="utf-8"
     )
 )
+
+
+def credentials(entry: ConfigEntry) -> dict[str, Any]:
+    """Return the URL and key an entry holds (its data has more)."""
+    return {key: entry.data[key] for key in (CONF_URL, CONF_API_KEY)}
 
 
 @pytest.fixture
@@ -98,7 +106,10 @@ async def finish_user_flow(
         flow_id, {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    assert credentials(result["result"]) == {
+        CONF_URL: emulator.url,
+        CONF_API_KEY: "demo",
+    }
     assert result["result"].unique_id == account_id("demo")
     await unload(hass, result["result"])
 
@@ -121,8 +132,10 @@ async def test_user_flow(hass: HomeAssistant, emulator: SpRecordEmulator) -> Non
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == TITLE
-    assert result["data"] == {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    assert set(result["data"]) == {CONF_URL, CONF_API_KEY, CONF_WEBHOOK_ID}
     entry = result["result"]
+    # A webhook id is made once, for the webhook transport should it be chosen.
+    assert re.fullmatch(r"[0-9a-f]{64}", entry.data[CONF_WEBHOOK_ID])
     assert entry.title == TITLE
     assert entry.unique_id == account_id("demo")
     assert "demo" not in entry.unique_id
@@ -430,7 +443,10 @@ async def test_reauth_flow(
 
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
-    assert setup_entry.data == {CONF_URL: emulator.url, CONF_API_KEY: ROTATED_KEY}
+    assert credentials(setup_entry) == {
+        CONF_URL: emulator.url,
+        CONF_API_KEY: ROTATED_KEY,
+    }
     # The entry reloads and reconnects with the new key.
     await hass.async_block_till_done()
     assert setup_entry.state is ConfigEntryState.LOADED
@@ -538,7 +554,10 @@ async def test_reconfigure_flow(
 
         assert result["type"] is FlowResultType.FORM
         assert result["errors"] == {"base": "invalid_auth"}
-        assert setup_entry.data == {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+        assert credentials(setup_entry) == {
+            CONF_URL: emulator.url,
+            CONF_API_KEY: "demo",
+        }
 
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_URL: f"{moved.url}/", CONF_API_KEY: ROTATED_KEY}
@@ -546,7 +565,10 @@ async def test_reconfigure_flow(
 
         assert result["type"] is FlowResultType.ABORT
         assert result["reason"] == "reconfigure_successful"
-        assert setup_entry.data == {CONF_URL: moved.url, CONF_API_KEY: ROTATED_KEY}
+        assert credentials(setup_entry) == {
+            CONF_URL: moved.url,
+            CONF_API_KEY: ROTATED_KEY,
+        }
         await hass.async_block_till_done()
         assert setup_entry.state is ConfigEntryState.LOADED
         await wait_until(lambda: moved.open_streams(ROTATED_KEY) == 1)
@@ -575,7 +597,10 @@ async def test_reconfigure_flow_key_of_another_entry(
 
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
-    assert entry.data == {CONF_URL: "https://pbx.example.com", CONF_API_KEY: "other"}
+    assert credentials(entry) == {
+        CONF_URL: "https://pbx.example.com",
+        CONF_API_KEY: "other",
+    }
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.NOT_LOADED
 
@@ -620,7 +645,8 @@ async def test_options_flow(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"
     assert result["data_schema"]({}) == {
-        CONF_CALL_TIMEOUT: DEFAULT_CALL_TIMEOUT_MINUTES
+        CONF_TRANSPORT: TRANSPORT_SSE,
+        CONF_CALL_TIMEOUT: DEFAULT_CALL_TIMEOUT_MINUTES,
     }
     assert suggested_values(result) == {}
     with pytest.raises(InvalidData):
@@ -632,17 +658,18 @@ async def test_options_flow(
         result["flow_id"], {CONF_CALL_TIMEOUT: "30"}
     )
 
+    expected = {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 30}
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {CONF_CALL_TIMEOUT: 30}
+    assert result["data"] == expected
     assert type(setup_entry.options[CONF_CALL_TIMEOUT]) is int
-    assert setup_entry.options == {CONF_CALL_TIMEOUT: 30}
+    assert setup_entry.options == expected
     # New options reload the entry, which then runs with them.
     await hass.async_block_till_done()
     assert setup_entry.state is ConfigEntryState.LOADED
-    assert setup_entry.runtime_data.coordinator.options == {CONF_CALL_TIMEOUT: 30}
+    assert setup_entry.runtime_data.coordinator.options == expected
 
     result = await hass.config_entries.options.async_init(setup_entry.entry_id)
-    assert suggested_values(result) == {CONF_CALL_TIMEOUT: 30}
+    assert suggested_values(result) == expected
     hass.config_entries.options.async_abort(result["flow_id"])
     await unload(hass, setup_entry)
 

@@ -299,3 +299,36 @@ async def test_lines_become_sub_devices_of_the_pbx(
     entry = entity_registry.async_get(GSM1)
     assert entry is not None
     assert entry.device_id == line.id
+
+
+async def test_a_new_user_sets_up_from_the_flow_and_sees_the_pbx(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+    device_registry: dr.DeviceRegistry,
+) -> None:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": "user"}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"url": emulator.url, "api_key": "demo"}
+    )
+    entry = result["result"]
+    await hass.async_block_till_done()
+    await wait_until(lambda: emulator.open_streams() == 1)
+    devices = dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+    assert [d.name for d in devices] == ["SpRecord MiniPBX"]  # no line yet
+
+    emulator.emit("incoming_call", call(1, trunk="GSM1"))
+    await wait_for_state(hass, CALL_STATE, "ringing")
+    emulator.emit(
+        "incoming_sms", {"sms_src": "BANK", "text": "Код 1234", "trunk": "GSM2"}
+    )
+    await wait_until(lambda: state(hass, LAST_SMS) == "Код 1234")
+    devices = dr.async_entries_for_config_entry(device_registry, entry.entry_id)
+    assert sorted(d.name for d in devices) == [
+        "Line GSM1",
+        "Line GSM2",
+        "SpRecord MiniPBX",
+    ]
+    assert await hass.config_entries.async_unload(entry.entry_id)

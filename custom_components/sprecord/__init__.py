@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from homeassistant.components.webhook import async_generate_id
 from homeassistant.const import (
     CONF_API_KEY,
     CONF_URL,
+    CONF_WEBHOOK_ID,
     Platform,
     __version__ as HA_VERSION,  # noqa: N812
 )
@@ -16,10 +18,18 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from . import coordinator as coordinator_module
 from .api import ProtocolError, SpRecordClient
-from .const import CONF_CALL_TIMEOUT, DEFAULT_CALL_TIMEOUT_MINUTES, DOMAIN
+from .const import (
+    CONF_CALL_TIMEOUT,
+    CONF_TRANSPORT,
+    DEFAULT_CALL_TIMEOUT_MINUTES,
+    DOMAIN,
+    TRANSPORT_SSE,
+    TRANSPORT_WEBHOOK,
+)
 from .coordinator import SpRecordConfigEntry, SpRecordCoordinator, SpRecordRuntimeData
 from .entity import line_from_identifiers, pbx_device_info
 from .storage import SpRecordStore
+from .webhook import WebhookTransport, async_unsubscribe_removed_entry
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 
@@ -40,6 +50,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
         on_malformed_event=malformed,
         user_agent=f"HomeAssistant/{HA_VERSION} {DOMAIN}",
     )
+    if CONF_WEBHOOK_ID not in entry.data:
+        hass.config_entries.async_update_entry(
+            entry, data={**entry.data, CONF_WEBHOOK_ID: async_generate_id()}
+        )
+    transport = entry.options.get(CONF_TRANSPORT, TRANSPORT_SSE)
     store = SpRecordStore(hass, entry.entry_id)
     coordinator = SpRecordCoordinator(
         hass,
@@ -49,9 +64,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
         call_timeout=timedelta(
             minutes=entry.options.get(CONF_CALL_TIMEOUT, DEFAULT_CALL_TIMEOUT_MINUTES)
         ),
+        transport=transport,
     )
     await store.async_restore(coordinator)
-    await coordinator.async_connect()
+    # Webhook-only mode proves the key with the stream's headers, then closes it.
+    await coordinator.async_connect(keep_open=transport != TRANSPORT_WEBHOOK)
     entry.async_on_unload(coordinator.async_shutdown)
 
     device = dr.async_get(hass).async_get_or_create(
@@ -60,7 +77,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
     coordinator.device_registry_id = device.id
     entry.runtime_data = SpRecordRuntimeData(client=client, coordinator=coordinator)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    coordinator.async_start()
+    if transport != TRANSPORT_WEBHOOK:
+        coordinator.async_start()
+    if transport != TRANSPORT_SSE:
+        coordinator.webhook = WebhookTransport(
+            hass, entry, coordinator, coordinator.async_webhook_status
+        )
+        coordinator.webhook.async_start()
+        entry.async_on_unload(coordinator.webhook.async_stop)
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
 
@@ -83,7 +107,14 @@ async def async_unload_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) ->
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> None:
-    """Delete what the entry saved."""
+    """Stop webhook deliveries and delete what the entry saved."""
+    if entry.options.get(CONF_TRANSPORT, TRANSPORT_SSE) != TRANSPORT_SSE:
+        client = SpRecordClient(
+            async_get_clientsession(hass),
+            entry.data[CONF_URL],
+            entry.data[CONF_API_KEY],
+        )
+        await async_unsubscribe_removed_entry(hass, entry, client)
     await SpRecordStore(hass, entry.entry_id).async_remove()
 
 

@@ -6,14 +6,18 @@ from collections.abc import Mapping
 import hashlib
 from typing import Any
 
+from homeassistant.components.webhook import async_generate_id
 from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
-from homeassistant.const import CONF_API_KEY, CONF_URL
+from homeassistant.const import CONF_API_KEY, CONF_URL, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
@@ -31,12 +35,16 @@ from .api import (
 )
 from .const import (
     CONF_CALL_TIMEOUT,
+    CONF_TRANSPORT,
     DEFAULT_CALL_TIMEOUT_MINUTES,
     DEFAULT_URL,
     DOMAIN,
     LOGGER,
+    TRANSPORT_SSE,
+    TRANSPORTS,
 )
 from .coordinator import SpRecordConfigEntry
+from .webhook import webhook_url_available
 
 TITLE = "SpRecord MiniPBX"
 VALIDATE_TIMEOUT = 10.0
@@ -56,6 +64,13 @@ RECONFIGURE_SCHEMA = vol.Schema(
 REAUTH_SCHEMA = vol.Schema({vol.Required(CONF_API_KEY): _KEY})
 OPTIONS_SCHEMA = vol.Schema(
     {
+        vol.Required(CONF_TRANSPORT, default=TRANSPORT_SSE): SelectSelector(
+            SelectSelectorConfig(
+                options=TRANSPORTS,
+                translation_key=CONF_TRANSPORT,
+                mode=SelectSelectorMode.LIST,
+            )
+        ),
         vol.Required(
             CONF_CALL_TIMEOUT, default=DEFAULT_CALL_TIMEOUT_MINUTES
         ): NumberSelector(
@@ -134,7 +149,11 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
             if not errors:
                 return self.async_create_entry(
                     title=TITLE,
-                    data={CONF_URL: normalize_base_url(url), CONF_API_KEY: key},
+                    data={
+                        CONF_URL: normalize_base_url(url),
+                        CONF_API_KEY: key,
+                        CONF_WEBHOOK_ID: async_generate_id(),
+                    },
                 )
         return self.async_show_form(
             step_id="user",
@@ -217,14 +236,23 @@ class SpRecordOptionsFlow(OptionsFlow):
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Ask how long an unfinished call may last."""
+        """Ask how events arrive and how long an unfinished call may last."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(
-                data={CONF_CALL_TIMEOUT: int(user_input[CONF_CALL_TIMEOUT])}
-            )
+            transport = user_input[CONF_TRANSPORT]
+            if transport != TRANSPORT_SSE and not webhook_url_available(self.hass):
+                errors[CONF_TRANSPORT] = "no_webhook_url"
+            else:
+                return self.async_create_entry(
+                    data={
+                        CONF_TRANSPORT: transport,
+                        CONF_CALL_TIMEOUT: int(user_input[CONF_CALL_TIMEOUT]),
+                    }
+                )
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
-                OPTIONS_SCHEMA, self.config_entry.options
+                OPTIONS_SCHEMA, user_input or self.config_entry.options
             ),
+            errors=errors,
         )

@@ -15,6 +15,14 @@ DEFAULT_URL: Final = "https://api.sprecord.cloud"
 CONF_CALL_TIMEOUT: Final = "call_timeout"
 """Option: minutes an unfinished call may last before it is taken as over."""
 DEFAULT_CALL_TIMEOUT_MINUTES: Final = 180
+CONF_TRANSPORT: Final = "transport"
+"""Option: how events arrive (`TRANSPORTS`)."""
+TRANSPORT_SSE: Final = "sse"
+TRANSPORT_WEBHOOK: Final = "webhook"
+TRANSPORT_BOTH: Final = "both"
+TRANSPORTS: Final = [TRANSPORT_SSE, TRANSPORT_WEBHOOK, TRANSPORT_BOTH]
+CONF_CLOUDHOOK_URL: Final = "cloudhook_url"
+"""Entry data: the Home Assistant Cloud URL of the webhook, once created."""
 CONF_DEVICE_ID: Final = "device_id"
 """Entry data: the PBX's own id, learned from its first event."""
 

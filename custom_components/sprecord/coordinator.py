@@ -43,10 +43,14 @@ from .const import (
     EVENT_SPRECORD,
     ISSUE_TOO_MANY_CONNECTIONS,
     LOGGER,
+    TRANSPORT_SSE,
+    TRANSPORT_WEBHOOK,
 )
+from .dedupe import RecentEvents
 
 if TYPE_CHECKING:
     from .storage import SpRecordStore
+    from .webhook import WebhookTransport
 
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 300.0
@@ -94,6 +98,8 @@ class LinkStats:
     auth_failures: int = 0
     busy_refusals: int = 0
     malformed_events: int = 0
+    duplicates: int = 0
+    """Events that came on both transports and were handled once."""
     last_error: str | None = None
     last_connected: datetime | None = None
     last_event: datetime | None = None
@@ -108,6 +114,7 @@ class LinkStats:
             "auth_failures": self.auth_failures,
             "busy_refusals": self.busy_refusals,
             "malformed_events": self.malformed_events,
+            "duplicates": self.duplicates,
             "last_error": self.last_error,
             "last_connected": _iso(self.last_connected),
             "last_event": _iso(self.last_event),
@@ -147,6 +154,7 @@ class SpRecordCoordinator:
         store: SpRecordStore,
         *,
         call_timeout: timedelta,
+        transport: str = TRANSPORT_SSE,
     ) -> None:
         """Prepare the coordinator; `async_connect()` opens the stream."""
         self.hass = hass
@@ -155,7 +163,13 @@ class SpRecordCoordinator:
         self.store = store
         self.options = dict(entry.options)
         """The options the coordinator runs with (a change reloads the entry)."""
+        self.transport = transport
         self.tracker = CallTracker(call_timeout=call_timeout)
+        self.webhook: WebhookTransport | None = None
+        self._recent = RecentEvents() if transport != TRANSPORT_SSE else None
+        """With both transports on (or SSE standing in for a webhook that the
+        cloud may still call), an event can come twice: handle it once."""
+        self._stream_task: asyncio.Task[None] | None = None
         self.last_sms: SmsMessage | None = None
         self.last_startup: datetime | None = None
         self.stats = LinkStats()
@@ -223,10 +237,13 @@ class SpRecordCoordinator:
 
     # --- the link ------------------------------------------------------------
 
-    async def async_connect(self) -> None:
-        """Open the stream at setup, turning failures into setup outcomes."""
+    async def async_connect(self, *, keep_open: bool = True) -> None:
+        """Open the stream at setup, turning failures into setup outcomes.
+
+        Without `keep_open` it only proves the URL and key (webhook mode).
+        """
         try:
-            self._stream = await self.client.connect()
+            stream = await self.client.connect()
         except AuthenticationError as err:
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN, translation_key="invalid_auth"
@@ -242,14 +259,45 @@ class SpRecordCoordinator:
                 translation_key="cannot_connect",
                 translation_placeholders={"error": str(err)},
             ) from err
+        if keep_open:
+            self._stream = stream
+        else:
+            stream.close()
         self._link_up()
 
     @callback
     def async_start(self) -> None:
         """Read the stream in a task that lives as long as the entry."""
-        self.entry.async_create_background_task(
+        if self._stream_task is not None and not self._stream_task.done():
+            return
+        self._stream_task = self.entry.async_create_background_task(
             self.hass, self._run(), f"{DOMAIN} event stream {self.entry.title}"
         )
+
+    @callback
+    def async_stop_stream(self) -> None:
+        """Stop reading the stream and close it (the webhook took over)."""
+        if self._stream_task is not None:
+            self._stream_task.cancel()
+            self._stream_task = None
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    @callback
+    def async_webhook_status(self, registered: bool) -> None:
+        """In webhook-only mode, use the stream while the hook is not registered.
+
+        Events must not be lost because the instance has no external URL or
+        the cloud refused the hook for a while.
+        """
+        if self.transport != TRANSPORT_WEBHOOK:
+            return
+        if registered:
+            self.async_stop_stream()
+            self._link_up()
+        else:
+            self.async_start()
 
     @callback
     def async_shutdown(self) -> None:
@@ -270,7 +318,7 @@ class SpRecordCoordinator:
         """Keep one stream open for the entry's lifetime."""
         delay = BACKOFF_MIN
         while True:
-            stream, self._stream = self._stream, None
+            stream = self._stream
             if stream is None:
                 try:
                     stream = await self.client.connect(self._last_event_id)
@@ -290,6 +338,7 @@ class SpRecordCoordinator:
                     await asyncio.sleep(_jitter(delay))
                     delay = min(delay * 2, BACKOFF_MAX)
                     continue
+                self._stream = stream
                 self._link_up()
             opened = time.monotonic()
             try:
@@ -300,6 +349,7 @@ class SpRecordCoordinator:
             finally:
                 self._last_event_id = stream.last_event_id or self._last_event_id
                 stream.close()
+                self._stream = None
             if (
                 stream.events_received
                 or time.monotonic() - opened > HEALTHY_STREAM_SECONDS
@@ -395,11 +445,14 @@ class SpRecordCoordinator:
         """Take one event from any transport: track, fire, notify."""
         if isinstance(event, VerificationEvent):
             return
-        now = dt_util.utcnow()
         stats = self.stats
+        stats.events_by_transport[transport] += 1
+        if self._recent is not None and not self._recent.first_time(event):
+            stats.duplicates += 1
+            return
+        now = dt_util.utcnow()
         stats.last_event = now
         stats.events_by_type[event.type] += 1
-        stats.events_by_transport[transport] += 1
         self._learn_device_id(event.device_id)
 
         change: CallChange | None = None

@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
-from homeassistant.const import CONF_API_KEY
+from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_DEVICE_ID
+from .const import CONF_CLOUDHOOK_URL, CONF_DEVICE_ID
 from .coordinator import SpRecordConfigEntry
 
 TO_REDACT = {
     CONF_API_KEY,
     CONF_DEVICE_ID,
+    CONF_WEBHOOK_ID,
+    CONF_CLOUDHOOK_URL,
+    "webhook_url",
     "unique_id",
     # phone numbers
     "caller",
@@ -36,9 +39,20 @@ async def async_get_config_entry_diagnostics(
     coordinator = entry.runtime_data.coordinator
     tracker = coordinator.tracker
     sms = coordinator.last_sms
+    hook = coordinator.webhook
     return async_redact_data(
         {
             "entry": entry.as_dict(),
+            "transport": coordinator.transport,
+            "webhook": None
+            if hook is None
+            else {
+                "registered": hook.registered,
+                "webhook_url": hook.url,
+                "last_error": hook.last_error,
+                "bad_requests": hook.bad_requests,
+                "foreign_events": hook.foreign_events,
+            },
             "link": {
                 "connected": coordinator.connected,
                 "available": coordinator.available,

@@ -1,0 +1,57 @@
+"""Recognise an event that arrives twice (SSE and webhook both on)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+import json
+import time
+
+from .api import SpRecordEvent
+
+WINDOW = 60.0
+"""Seconds within which the same event on the other transport is a repeat."""
+MAX_EVENTS = 4096
+
+
+class RecentEvents:
+    """The identities of recent events, bounded in time and in number.
+
+    An event has no id shared by both transports, so its identity is its
+    content: PBX, type and normalised payload. Two different events with the
+    same content within a minute do not happen: a call's events carry its id
+    and an SMS carries its date.
+    """
+
+    __slots__ = ("_seen", "max_events", "window")
+
+    def __init__(self, window: float = WINDOW, max_events: int = MAX_EVENTS) -> None:
+        """Remember events for `window` seconds, at most `max_events` of them."""
+        self.window = window
+        self.max_events = max_events
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        """Return how many events are remembered."""
+        return len(self._seen)
+
+    def first_time(self, event: SpRecordEvent, now: float | None = None) -> bool:
+        """Remember the event; tell whether it was not seen within the window."""
+        now = time.monotonic() if now is None else now
+        seen = self._seen
+        while seen:
+            oldest, when = next(iter(seen.items()))
+            if now - when < self.window:
+                break
+            del seen[oldest]
+        identity = json.dumps(
+            (event.device_id, event.type, event.payload_dict()),
+            sort_keys=True,
+            ensure_ascii=False,
+            default=str,
+        )
+        if identity in seen:
+            return False
+        seen[identity] = now
+        if len(seen) > self.max_events:
+            seen.popitem(last=False)
+        return True

@@ -1,0 +1,310 @@
+"""Webhook transport: the SpRecord cloud POSTs events to Home Assistant.
+
+The hook's URL is a Home Assistant Cloud cloudhook when a subscription is
+active, otherwise the instance's external URL. Once Home Assistant has
+started, the integration registers that URL with `/sys/subscribe_events`;
+the cloud checks it with a verification POST, answered here with
+`{"result": md5_hex(payload)}`. Events then arrive as POSTs and go through
+the same `parse_event()` and coordinator path as the SSE stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import random
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from homeassistant.components import webhook
+from homeassistant.const import CONF_WEBHOOK_ID, EVENT_CORE_CONFIG_UPDATE
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.helpers.network import NoURLAvailableError
+from homeassistant.helpers.start import async_at_started
+
+from .api import (
+    SUBSCRIBABLE_EVENT_TYPES,
+    ProtocolError,
+    SpRecordClient,
+    SpRecordError,
+    VerificationEvent,
+    parse_event,
+    verification_response,
+)
+from .const import CONF_CLOUDHOOK_URL, CONF_DEVICE_ID, DOMAIN, LOGGER
+
+if TYPE_CHECKING:
+    from .coordinator import SpRecordConfigEntry, SpRecordCoordinator
+
+MAX_BODY = 64 * 1024
+"""The largest webhook body taken; an event is a few hundred bytes."""
+RETRY_MIN = 30.0
+RETRY_MAX = 1800.0
+EVENT_TYPES = [str(event_type) for event_type in SUBSCRIBABLE_EVENT_TYPES]
+
+
+class NoWebhookUrlError(Exception):
+    """Neither Home Assistant Cloud nor an external URL can reach this instance."""
+
+
+def _cloud() -> Any:
+    """Return Home Assistant's cloud component (imported only when loaded)."""
+    from homeassistant.components import cloud  # noqa: PLC0415 (heavy, optional)
+
+    return cloud
+
+
+def cloud_active(hass: HomeAssistant) -> bool:
+    """Tell whether a Home Assistant Cloud subscription can carry the hook."""
+    if "cloud" not in hass.config.components:
+        return False
+    return bool(_cloud().async_active_subscription(hass))
+
+
+def webhook_url_available(hass: HomeAssistant) -> bool:
+    """Tell whether the SpRecord cloud could reach a webhook of this instance."""
+    if cloud_active(hass):
+        return True
+    try:
+        _external_url(hass, "0")
+    except NoURLAvailableError:
+        return False
+    return True
+
+
+def _external_url(hass: HomeAssistant, webhook_id: str) -> str:
+    """Return the hook's URL on the instance's external address."""
+    return webhook.async_generate_url(
+        hass, webhook_id, allow_internal=False, prefer_external=True
+    )
+
+
+async def async_webhook_url(hass: HomeAssistant, entry: SpRecordConfigEntry) -> str:
+    """Return the URL the SpRecord cloud should POST to.
+
+    Raises `NoWebhookUrlError` when the instance cannot be reached from the
+    internet.
+    """
+    webhook_id: str = entry.data[CONF_WEBHOOK_ID]
+    if cloud_active(hass):
+        if url := entry.data.get(CONF_CLOUDHOOK_URL):
+            return str(url)
+        url = await _cloud().async_get_or_create_cloudhook(hass, webhook_id)
+        hass.config_entries.async_update_entry(
+            entry, data={**entry.data, CONF_CLOUDHOOK_URL: url}
+        )
+        return str(url)
+    try:
+        return _external_url(hass, webhook_id)
+    except NoURLAvailableError as err:
+        raise NoWebhookUrlError from err
+
+
+def _json_response(data: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+class WebhookTransport:
+    """Registers the entry's webhook, keeps it subscribed, takes its events."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: SpRecordConfigEntry,
+        coordinator: SpRecordCoordinator,
+        on_status: Callable[[bool], None],
+    ) -> None:
+        """Prepare the transport; `async_start()` registers the webhook.
+
+        `on_status(True)` is called when the hook is registered with the
+        cloud, `on_status(False)` when it cannot be (no URL, refused).
+        """
+        self.hass = hass
+        self.entry = entry
+        self.coordinator = coordinator
+        self._on_status = on_status
+        self.webhook_id: str = entry.data[CONF_WEBHOOK_ID]
+        self.url: str | None = None
+        """The URL the cloud holds, once registered."""
+        self.registered = False
+        self.last_error: str | None = None
+        self.bad_requests = 0
+        self.foreign_events = 0
+        self._bad_logged = False
+        self._task: asyncio.Task[None] | None = None
+        self._unsubs: list[CALLBACK_TYPE] = []
+
+    @callback
+    def async_start(self) -> None:
+        """Register the webhook; subscribe once Home Assistant has started."""
+        webhook.async_register(
+            self.hass,
+            DOMAIN,
+            f"SpRecord {self.entry.title}",
+            self.webhook_id,
+            self._handle,
+            local_only=False,
+            allowed_methods=["POST"],
+        )
+        self._unsubs.append(async_at_started(self.hass, self._started))
+        self._unsubs.append(
+            self.hass.bus.async_listen(EVENT_CORE_CONFIG_UPDATE, self._config_changed)
+        )
+        if "cloud" in self.hass.config.components:
+            self._unsubs.append(
+                _cloud().async_listen_connection_change(self.hass, self._cloud_changed)
+            )
+
+    @callback
+    def async_stop(self) -> None:
+        """Unregister the webhook and stop subscribing (the entry unloads)."""
+        webhook.async_unregister(self.hass, self.webhook_id)
+        while self._unsubs:
+            self._unsubs.pop()()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    @callback
+    def _started(self, _hass: HomeAssistant) -> None:
+        self.async_resubscribe()
+
+    @callback
+    def _config_changed(self, _event: Event) -> None:
+        """Subscribe again if the instance's external URL changed."""
+        self.async_resubscribe(only_if_url_changed=True)
+
+    @callback
+    def _cloud_changed(self, _state: Any) -> None:
+        self.async_resubscribe(only_if_url_changed=True)
+
+    @callback
+    def async_resubscribe(self, *, only_if_url_changed: bool = False) -> None:
+        """(Re)start the subscription job, replacing one that runs."""
+        if self._task is not None:
+            self._task.cancel()
+        self._task = self.entry.async_create_background_task(
+            self.hass,
+            self._subscribe(only_if_url_changed=only_if_url_changed),
+            f"{DOMAIN} webhook subscription {self.entry.title}",
+        )
+
+    async def _subscribe(self, *, only_if_url_changed: bool) -> None:
+        """Register the hook's URL with the cloud, retrying until it works."""
+        delay = RETRY_MIN
+        while True:
+            try:
+                url = await async_webhook_url(self.hass, self.entry)
+            except NoWebhookUrlError:
+                self._failed(
+                    "Home Assistant has no external URL or Home Assistant Cloud: "
+                    "the SpRecord cloud cannot reach its webhook"
+                )
+                return  # a config or cloud change starts a new attempt
+            if only_if_url_changed and url == self.url:
+                return
+            only_if_url_changed = False
+            try:
+                await self.coordinator.client.subscribe_events(url, EVENT_TYPES)
+            except SpRecordError as err:
+                self._failed(f"The SpRecord cloud did not take the webhook: {err}")
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            self.url = url
+            self.registered = True
+            self.last_error = None
+            LOGGER.debug("Webhook registered with the SpRecord cloud")
+            self._on_status(True)  # noqa: FBT003
+            return
+
+    @callback
+    def _failed(self, reason: str) -> None:
+        """Note a subscription that did not work; log it once per reason."""
+        if reason != self.last_error:
+            LOGGER.warning("%s", reason)
+        self.last_error = reason
+        self.registered = False
+        self._on_status(False)  # noqa: FBT003
+
+    async def _handle(
+        self, hass: HomeAssistant, webhook_id: str, request: web.Request
+    ) -> web.Response:
+        """Answer the verification, take events; bad bodies get a 400."""
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return self._bad_request("body too large")
+        body = await request.content.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            return self._bad_request("body too large")
+        try:
+            event = parse_event(body)
+        except ProtocolError as err:
+            return self._bad_request(str(err))
+        if isinstance(event, VerificationEvent):
+            return _json_response(verification_response(event.payload))
+        known = self.entry.data.get(CONF_DEVICE_ID)
+        if known is not None and event.device_id != known:
+            self.foreign_events += 1
+            LOGGER.debug("Ignored a webhook event of another PBX")
+            return _json_response({"ignored": "another PBX"})
+        self.coordinator.async_handle_event(event, "webhook")
+        return _json_response({})
+
+    @callback
+    def _bad_request(self, reason: str) -> web.Response:
+        """Refuse a body; log the first at warning, later ones at debug."""
+        self.bad_requests += 1
+        if not self._bad_logged:
+            self._bad_logged = True
+            LOGGER.warning("Refused a webhook request: %s", reason)
+        else:
+            LOGGER.debug("Refused a webhook request: %s", reason)
+        return _json_response({"error": reason}, status=400)
+
+
+async def async_unsubscribe_removed_entry(
+    hass: HomeAssistant, entry: SpRecordConfigEntry, client: SpRecordClient
+) -> None:
+    """Stop deliveries for a removed entry and delete its cloudhook.
+
+    The API has no unsubscribe call: the hook is registered again with an
+    empty list of events. The cloud verifies the hook before it saves that,
+    so the webhook answers verification (and nothing else) meanwhile.
+    """
+    webhook_id = entry.data.get(CONF_WEBHOOK_ID)
+    if not webhook_id:
+        return
+    url = entry.data.get(CONF_CLOUDHOOK_URL)
+    if url is None:
+        try:
+            url = _external_url(hass, webhook_id)
+        except NoURLAvailableError:
+            return
+
+    async def verify_only(
+        hass: HomeAssistant, webhook_id: str, request: web.Request
+    ) -> web.Response:
+        try:
+            event = parse_event(await request.content.read(MAX_BODY))
+        except ProtocolError:
+            return _json_response({"error": "gone"}, status=410)
+        if isinstance(event, VerificationEvent):
+            return _json_response(verification_response(event.payload))
+        return _json_response({"error": "gone"}, status=410)
+
+    webhook.async_register(
+        hass, DOMAIN, "SpRecord (removing)", webhook_id, verify_only, local_only=False
+    )
+    try:
+        await client.subscribe_events(url, [])
+    except SpRecordError as err:
+        LOGGER.warning(
+            "Could not tell the SpRecord cloud to stop webhook deliveries: %s", err
+        )
+    finally:
+        webhook.async_unregister(hass, webhook_id)
+    if entry.data.get(CONF_CLOUDHOOK_URL) and "cloud" in hass.config.components:
+        try:
+            await _cloud().async_delete_cloudhook(hass, webhook_id)
+        except Exception as err:  # noqa: BLE001 (cloud errors vary by version)
+            LOGGER.debug("Could not delete the cloudhook: %s", err)

@@ -1,0 +1,422 @@
+"""The webhook transport, with the emulator doing the real handshake."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+import hashlib
+import json
+import logging
+from typing import Any
+from unittest.mock import AsyncMock, patch
+
+import aiohttp
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import CONF_API_KEY, CONF_URL, CONF_WEBHOOK_ID
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.sprecord.config_flow import account_id
+from custom_components.sprecord.const import (
+    CONF_CALL_TIMEOUT,
+    CONF_CLOUDHOOK_URL,
+    CONF_DEVICE_ID,
+    CONF_TRANSPORT,
+    DOMAIN,
+    EVENT_SPRECORD,
+    TRANSPORT_BOTH,
+    TRANSPORT_SSE,
+    TRANSPORT_WEBHOOK,
+)
+from custom_components.sprecord.webhook import EVENT_TYPES, MAX_BODY
+from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
+
+from .helpers import wait_for_state, wait_until
+from .test_states import CALL_STATE, LAST_SMS, call, end
+
+WEBHOOK_ID = "a1" * 32
+
+
+@pytest.fixture
+async def ha_url(
+    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator
+) -> str:
+    """Serve Home Assistant's HTTP on 127.0.0.1 and make it the external URL."""
+    assert await async_setup_component(hass, "webhook", {})
+    client = await hass_client_no_auth()
+    url = str(client.make_url("/")).rstrip("/")
+    await hass.config.async_update(external_url=url)
+    return url
+
+
+def make_entry(emulator: SpRecordEmulator, transport: str) -> MockConfigEntry:
+    """Return an entry of the emulator's account with a given transport."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="SpRecord MiniPBX",
+        data={
+            CONF_URL: emulator.url,
+            CONF_API_KEY: "demo",
+            CONF_WEBHOOK_ID: WEBHOOK_ID,
+        },
+        options={CONF_TRANSPORT: transport, CONF_CALL_TIMEOUT: 180},
+        unique_id=account_id("demo"),
+    )
+
+
+@pytest.fixture
+async def hook_entry(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[MockConfigEntry]:
+    """Set up an entry in webhook mode (or the mode a test parametrizes)."""
+    transport = getattr(request, "param", TRANSPORT_WEBHOOK)
+    entry = make_entry(emulator, transport)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(lambda: emulator.hooks.get("demo") is not None)
+    yield entry
+    if entry.state is ConfigEntryState.LOADED:
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def post(
+    ha_url: str, body: bytes | str, **headers: str
+) -> aiohttp.ClientResponse:
+    """POST a raw body to the entry's webhook, as anyone on the internet can."""
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(
+            f"{ha_url}/api/webhook/{WEBHOOK_ID}",
+            data=body.encode() if isinstance(body, str) else body,
+            headers=headers,
+        )
+        await response.read()
+        return response
+
+
+async def test_handshake_registers_the_hook_and_events_arrive_by_post(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+) -> None:
+    hook = emulator.hooks.get("demo")
+    assert hook is not None
+    assert hook.url == f"{ha_url}/api/webhook/{WEBHOOK_ID}"
+    assert hook.subscribe == EVENT_TYPES
+    # The verification answer is exactly {"result": "<md5 hex of payload>"}.
+    [verification] = emulator.hooks.verifications
+    assert verification["ok"]
+    expected = hashlib.md5(verification["payload"].encode()).hexdigest()  # noqa: S324
+    assert json.loads(verification["answer"]) == {"result": expected}
+    assert len(expected) == 32
+    # Webhook mode holds no stream: the key was checked and the stream closed.
+    await wait_until(lambda: emulator.open_streams() == 0)
+
+    emulator.emit("incoming_call", call(1))
+    await wait_for_state(hass, CALL_STATE, "ringing")
+    emulator.emit("call_end", end(1))
+    await wait_for_state(hass, CALL_STATE, "idle")
+    coordinator = hook_entry.runtime_data.coordinator
+    assert coordinator.stats.events_by_transport == {"webhook": 2}
+    assert coordinator.webhook is not None
+    assert coordinator.webhook.registered
+    assert (
+        hass.states.get("binary_sensor.sprecord_minipbx_cloud_connection").state == "on"
+    )
+
+
+@pytest.mark.parametrize("hook_entry", [TRANSPORT_BOTH], indirect=True)
+async def test_both_transports_deliver_200_events_exactly_once(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+) -> None:
+    await wait_until(lambda: emulator.open_streams() == 1)
+    bus = async_capture_events(hass, EVENT_SPRECORD)
+    for number in range(100):
+        emulator.emit("incoming_call", call(number, trunk=f"GSM{number % 2 + 1}"))
+        emulator.emit("call_end", end(number, duration=number))
+    await emulator.hooks.drain()
+    stats = hook_entry.runtime_data.coordinator.stats
+    await wait_until(lambda: stats.events_by_transport["sse"] == 200)
+    await wait_until(lambda: stats.events_by_transport["webhook"] == 200)
+    await hass.async_block_till_done()
+    assert len(bus) == 200
+    keys = [(e.data["event_type"], e.data["payload"]["call_id"]) for e in bus]
+    assert len(set(keys)) == 200  # none twice
+    assert stats.duplicates == 200
+    assert hass.states.get(CALL_STATE).state == "idle"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        ("not json", {}),
+        ("[1, 2, 3]", {}),
+        ('{"device_id": "x", "event_type": "call_end", "payload": {}}', {}),
+        ("x" * (MAX_BODY + 1), {}),
+        (b"\xff\xfe\x00", {}),
+    ],
+)
+async def test_bad_bodies_get_400_and_one_log_line(
+    hass: HomeAssistant,
+    ha_url: str,
+    hook_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+    body: str | bytes,
+    headers: dict[str, str],
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="custom_components.sprecord")
+    for _ in range(3):
+        response = await post(ha_url, body, **headers)
+        assert response.status == 400
+    ours = [r for r in caplog.records if "Refused a webhook request" in r.getMessage()]
+    assert [r.levelname for r in ours] == ["WARNING", "DEBUG", "DEBUG"]
+    assert not [r for r in caplog.records if r.exc_info]
+    assert hook_entry.runtime_data.coordinator.webhook.bad_requests == 3
+
+
+async def test_body_announced_too_large_is_refused_unread(
+    hass: HomeAssistant, ha_url: str, hook_entry: MockConfigEntry
+) -> None:
+    response = await post(ha_url, "{}", **{"Content-Length": str(MAX_BODY + 10)})
+    assert response.status == 400
+
+
+async def test_events_of_another_pbx_are_ignored(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+) -> None:
+    emulator.emit("startup")  # the entry learns its PBX's id
+    await wait_until(lambda: hook_entry.data.get(CONF_DEVICE_ID) == DEFAULT_DEVICE_ID)
+    bus = async_capture_events(hass, EVENT_SPRECORD)
+    foreign = {
+        "device_id": "another-pbx",
+        "event_type": "incoming_call",
+        "payload": call(5),
+    }
+    response = await post(ha_url, json.dumps(foreign))
+    assert response.status == 200
+    await hass.async_block_till_done()
+    assert bus == []
+    assert hass.states.get(CALL_STATE).state == "idle"
+    assert hook_entry.runtime_data.coordinator.webhook.foreign_events == 1
+
+
+async def test_a_refused_handshake_falls_back_to_sse(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entry = make_entry(emulator, TRANSPORT_WEBHOOK)
+    entry.add_to_hass(hass)
+    with patch(
+        "custom_components.sprecord.webhook.verification_response",
+        return_value={"result": "0" * 32},
+    ):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await wait_until(lambda: emulator.hooks.verifications)
+        # The cloud did not take the hook: events come over SSE meanwhile.
+        await wait_until(lambda: emulator.open_streams() == 1)
+    assert emulator.hooks.get("demo") is None
+    assert not emulator.hooks.verifications[0]["ok"]
+    assert "did not take the webhook" in caplog.text
+    emulator.emit("incoming_call", call(1))
+    await wait_for_state(hass, CALL_STATE, "ringing")
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_without_external_url_webhook_mode_uses_sse_until_there_is_one(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await hass.config.async_update(external_url=None)
+    entry = make_entry(emulator, TRANSPORT_WEBHOOK)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(lambda: emulator.open_streams() == 1)
+    assert "has no external URL" in caplog.text
+    assert emulator.hooks.verifications == []
+
+    # An external URL appears: the hook is registered and SSE stops.
+    await hass.config.async_update(external_url=ha_url)
+    await wait_until(lambda: emulator.hooks.get("demo") is not None)
+    await wait_until(lambda: emulator.open_streams() == 0)
+    emulator.emit("incoming_sms", {"sms_src": "BANK", "text": "Код 5", "trunk": "GSM1"})
+    await wait_until(lambda: hass.states.get(LAST_SMS).state == "Код 5")
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_changed_url_is_registered_again(
+    hass: HomeAssistant,
+    ha_url: str,
+    hass_client_no_auth: ClientSessionGenerator,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Home Assistant moves to a new address (a second port serves it too).
+    second = str((await hass_client_no_auth()).make_url("/")).rstrip("/")
+    await hass.config.async_update(external_url=second)
+    await wait_until(lambda: emulator.hooks.get("demo").url.startswith(second))
+    assert emulator.hooks.verifications[1]["ok"]
+    emulator.emit("incoming_call", call(1))
+    await wait_for_state(hass, CALL_STATE, "ringing")
+
+    # A new address the cloud cannot reach: it keeps the hook it has.
+    await hass.config.async_update(external_url="http://127.0.0.1:9")
+    await wait_until(lambda: len(emulator.hooks.verifications) == 3)
+    await wait_until(lambda: "did not take the webhook" in caplog.text)
+    assert emulator.hooks.get("demo").url.startswith(second)
+
+    # Another core change that leaves the URL as it is sends nothing.
+    await hass.config.async_update(external_url=second)
+    await hass.config.async_update(location_name="Office")
+    await hass.async_block_till_done()
+    assert len(emulator.hooks.verifications) == 3
+
+
+async def test_unload_unregisters_the_webhook(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+) -> None:
+    assert await hass.config_entries.async_unload(hook_entry.entry_id)
+    assert WEBHOOK_ID not in hass.data.get("webhook", {})
+    emulator.emit("incoming_call", call(1))
+    await emulator.hooks.drain()
+    assert hass.states.get(CALL_STATE).state == "unavailable"
+
+
+async def test_removal_subscribes_an_empty_list(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+) -> None:
+    await hass.config_entries.async_remove(hook_entry.entry_id)
+    await hass.async_block_till_done()
+    hook = emulator.hooks.get("demo")
+    assert hook is not None
+    assert hook.subscribe == []  # nothing is delivered any more
+    assert emulator.hooks.verifications[-1]["ok"]
+    assert WEBHOOK_ID not in hass.data.get("webhook", {})
+
+
+async def test_removal_when_the_cloud_refuses_is_logged(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    emulator.refuse_key("demo")
+    await hass.config_entries.async_remove(hook_entry.entry_id)
+    await hass.async_block_till_done()
+    assert "Could not tell the SpRecord cloud to stop webhook deliveries" in caplog.text
+
+
+async def test_removal_of_an_sse_entry_calls_nothing(
+    hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
+) -> None:
+    await hass.config_entries.async_remove(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert emulator.hooks.verifications == []
+
+
+async def test_cloudhook_is_used_when_home_assistant_cloud_is_active(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+) -> None:
+    # The cloud relays to this instance: its URL here leads to our webhook.
+    relay = f"{ha_url}/api/webhook/{WEBHOOK_ID}"
+    hass.config.components.add("cloud")
+    listeners: list[Any] = []
+    with (
+        patch(
+            "homeassistant.components.cloud.async_active_subscription",
+            return_value=True,
+        ),
+        patch(
+            "homeassistant.components.cloud.async_get_or_create_cloudhook",
+            AsyncMock(return_value=relay),
+        ) as create,
+        patch(
+            "homeassistant.components.cloud.async_listen_connection_change",
+            side_effect=lambda hass, target: listeners.append(target) or (lambda: None),
+        ),
+        patch(
+            "homeassistant.components.cloud.async_delete_cloudhook", AsyncMock()
+        ) as delete,
+    ):
+        entry = make_entry(emulator, TRANSPORT_WEBHOOK)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await wait_until(lambda: emulator.hooks.get("demo") is not None)
+        assert create.await_count == 1
+        assert entry.data[CONF_CLOUDHOOK_URL] == relay
+        assert emulator.hooks.get("demo").url == relay
+        # A cloud reconnect re-checks the URL; it is the same, nothing is sent.
+        listeners[0]("cloud_connected")
+        await hass.async_block_till_done()
+        assert len(emulator.hooks.verifications) == 1
+        assert create.await_count == 1  # the saved cloudhook is reused
+
+        await hass.config_entries.async_remove(entry.entry_id)
+        await hass.async_block_till_done()
+        delete.assert_awaited_once_with(hass, WEBHOOK_ID)
+    assert emulator.hooks.get("demo").subscribe == []
+
+
+async def test_options_refuse_webhook_without_a_reachable_url(
+    hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
+) -> None:
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_TRANSPORT: TRANSPORT_WEBHOOK, CONF_CALL_TIMEOUT: 180}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_TRANSPORT: "no_webhook_url"}
+    # The entry keeps SSE.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 180}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert setup_entry.runtime_data.coordinator.transport == TRANSPORT_SSE
+
+
+async def test_options_switch_to_webhook_when_reachable(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_TRANSPORT: TRANSPORT_BOTH, CONF_CALL_TIMEOUT: 180}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    await wait_until(lambda: emulator.hooks.get("demo") is not None)
+    assert setup_entry.runtime_data.coordinator.transport == TRANSPORT_BOTH
