@@ -148,6 +148,25 @@ class SpRecordEmulator:
         self.url = f"http://{host}:{bound_port}"
         return self.url
 
+    async def restart_server(self, pause: float = 0.0) -> None:
+        """Stop listening (every connection ends), wait, listen again.
+
+        Clients see their streams end and connections refused meanwhile, as
+        during a deployment of the cloud. Events, hooks and counts are kept.
+        """
+        assert self._runner is not None  # noqa: S101 (started first)
+        host, port = self._runner.addresses[0][:2]
+        await self._runner.cleanup()
+        self._runner = None
+        if pause:
+            await asyncio.sleep(pause)
+        self.app = self._build_app()
+        self._runner = web.AppRunner(
+            self.app, handler_cancellation=True, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+
     async def stop(self) -> None:
         """Stop serving and end every stream, scenario and delivery."""
         for task in list(self._tasks):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+import sys
 from unittest.mock import PropertyMock, patch
 
 from homeassistant.config_entries import ConfigEntryState
@@ -99,3 +100,18 @@ async def setup_entry(
     if config_entry.state is ConfigEntryState.LOADED:
         assert await hass.config_entries.async_unload(config_entry.entry_id)
         await hass.async_block_till_done()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the fault-injection summary when the fault suite ran."""
+    faults = sys.modules.get("tests.test_faults")
+    results = getattr(faults, "RESULTS", None)
+    if not results:
+        return
+    repetitions = min(r["repetitions"] for r in results.values())
+    lost = sum(r["lost"] for r in results.values())
+    streams = max(r["max_streams"] for r in results.values())
+    terminalreporter.write_line(
+        f"faults: {len(results)} kinds x {repetitions} repetitions survived; "
+        f"events lost: {lost}; max concurrent connections: {streams}"
+    )

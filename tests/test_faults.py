@@ -1,0 +1,332 @@
+"""Fault injection: every fault, many times, and the link always comes back.
+
+For each kind of fault and each repetition: the fault is injected through the
+emulator (or the network layer), the stream comes back, every event the
+server sends after recovery reaches Home Assistant exactly once, no more than
+one stream is ever open, no state sticks, and the log stays bounded (no line
+per retry). `scripts/test` runs `FAULT_REPETITIONS` (2) of each kind;
+`scripts/test --faults-full` runs 20 and prints a summary line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+import itertools
+import logging
+import os
+import socket
+from typing import Any
+from unittest.mock import patch
+
+from aiohttp import TCPConnector
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import CONF_API_KEY
+from homeassistant.core import Event, HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.sprecord import coordinator as coordinator_module
+from custom_components.sprecord.const import EVENT_SPRECORD, TRANSPORT_WEBHOOK
+from custom_components.sprecord.webhook import MAX_BODY
+from emulator import SpRecordEmulator
+
+from .helpers import wait_until
+from .test_states import CALL_STATE, call, end
+from .test_webhook import WEBHOOK_ID, ha_url, make_entry, post  # noqa: F401
+
+REPETITIONS = int(os.environ.get("SPRECORD_FAULT_REPETITIONS", "2"))
+RESULTS: dict[str, dict[str, int]] = {}
+"""Kind -> figures of a kind that survived; conftest prints the summary."""
+
+_call_ids = itertools.count(1000)
+
+
+@dataclass
+class Harness:
+    """What a fault needs: Home Assistant, the emulator, the entry, the bus."""
+
+    hass: HomeAssistant
+    emulator: SpRecordEmulator
+    entry: MockConfigEntry
+    bus: list[Event]
+
+    async def recovered(self, connects_before: int) -> None:
+        """Wait until a new stream is open (and it is the only one)."""
+        await wait_until(
+            lambda: (
+                self.emulator.stats.connects > connects_before
+                and self.emulator.open_streams() == 1
+            ),
+            timeout=10,
+        )
+
+    async def traffic(self) -> int:
+        """Send a call and an SMS; check each arrives exactly once; return lost."""
+        call_id = next(_call_ids)
+        marker = f"sms-{call_id}"
+        sent = [
+            ("incoming_call", call(call_id)),
+            ("call_end", end(call_id, status="success")),
+            ("incoming_sms", {"sms_src": "A", "text": marker, "trunk": "GSM1"}),
+        ]
+        for event_type, payload in sent:
+            self.emulator.emit(event_type, payload)
+
+        def seen() -> Counter[tuple[str, str]]:
+            return Counter(
+                (
+                    e.data["event_type"],
+                    str(
+                        e.data["payload"].get("call_id", e.data["payload"].get("text"))
+                    ),
+                )
+                for e in self.bus
+                if str(e.data["payload"].get("call_id")) == str(call_id)
+                or e.data["payload"].get("text") == marker
+            )
+
+        expected = {
+            ("incoming_call", str(call_id)),
+            ("call_end", str(call_id)),
+            ("incoming_sms", marker),
+        }
+        try:
+            await wait_until(lambda: set(seen()) == expected, timeout=10)
+        except TimeoutError:
+            return len(expected - set(seen()))
+        await self.hass.async_block_till_done()
+        assert max(seen().values()) == 1, seen()  # exactly once
+        assert self.hass.states.get(CALL_STATE).state == "idle"  # nothing sticks
+        return 0
+
+
+@pytest.fixture
+async def harness(
+    monkeypatch: pytest.MonkeyPatch,
+    hass: HomeAssistant,
+    socket_enabled: None,
+    fast_link: None,
+) -> AsyncIterator[Harness]:
+    """Set up an entry against an emulator with fast keep-alives, short timeouts."""
+    monkeypatch.setattr(coordinator_module, "STREAM_READ_TIMEOUT", 0.4)
+    emulator = SpRecordEmulator(keepalive=0.05)
+    await emulator.start()
+    entry = make_entry(emulator, "sse")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(lambda: emulator.open_streams() == 1)
+    bus: list[Event] = []
+    unsub = hass.bus.async_listen(EVENT_SPRECORD, bus.append)
+    yield Harness(hass, emulator, entry, bus)
+    unsub()
+    if entry.state is ConfigEntryState.LOADED:
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    await emulator.stop()
+
+
+# --- the faults ----------------------------------------------------------------
+
+
+async def drop_mid_event(h: Harness) -> None:
+    h.emulator.drop_streams("mid_event")
+
+
+async def drop_between_events(h: Harness) -> None:
+    h.emulator.drop_streams("abort")
+
+
+async def server_closes(h: Harness) -> None:
+    h.emulator.drop_streams("close")
+
+
+async def stall(h: Harness) -> None:
+    h.emulator.stall_streams()
+
+
+async def garbage_bytes(h: Harness) -> None:
+    h.emulator.emit_raw(b"\x00\xff\xfe garbage {{{ \r\n\r\ndata: ]]]\r\n\r\n")
+
+
+async def truncated_utf8(h: Harness) -> None:
+    h.emulator.emit_raw('data: {"text": "Привет'.encode()[:-1] + b"\r\n\r\n")
+
+
+async def huge_line(h: Harness) -> None:
+    h.emulator.emit_raw(b"data: " + b"x" * (1024 * 1024 + 64))
+
+
+async def auth_401(h: Harness) -> None:
+    """Revoke the key; the user re-enters it through the reauth flow."""
+    h.emulator.refuse_key("demo")
+    await wait_until(
+        lambda: any(h.entry.async_get_active_flows(h.hass, {SOURCE_REAUTH})),
+        timeout=10,
+    )
+    h.emulator.refuse_key("demo", refuse=False)
+    [flow] = h.entry.async_get_active_flows(h.hass, {SOURCE_REAUTH})
+    result = await h.hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_API_KEY: "demo"}
+    )
+    assert result["reason"] == "reauth_successful"
+    await h.hass.async_block_till_done()
+
+
+async def busy_429(h: Harness) -> None:
+    h.emulator.fail_streams(429, count=2)
+    h.emulator.drop_streams("abort")
+
+
+def http_error(status: int) -> Callable[[Harness], Awaitable[None]]:
+    """Return a fault: the next reconnects get HTTP `status`."""
+
+    async def fault(h: Harness) -> None:
+        h.emulator.fail_streams(status, count=3)
+        h.emulator.drop_streams("abort")
+
+    return fault
+
+
+async def server_restart(h: Harness) -> None:
+    """Restart the cloud: its connections end and are refused for a while."""
+    await h.emulator.restart_server(pause=0.1)
+
+
+async def dns_failure(h: Harness) -> Callable[[], None]:
+    """Name resolution fails for the next attempts (aiohttp's own DNS error)."""
+    failures = iter(range(3))
+    resolve = TCPConnector._resolve_host
+
+    async def failing(self: TCPConnector, host: str, port: int, **kw: Any) -> Any:
+        if next(failures, None) is not None:
+            raise OSError(socket.EAI_NONAME, "Name or service not known")
+        return await resolve(self, host, port, **kw)
+
+    patcher = patch.object(TCPConnector, "_resolve_host", failing)
+    patcher.start()
+    h.emulator.drop_streams("abort")
+    return patcher.stop
+
+
+async def ha_restart_mid_call(h: Harness) -> None:
+    """Home Assistant restarts while a call rings; it is not resurrected."""
+    call_id = next(_call_ids)
+    h.emulator.emit("incoming_call", call(call_id))
+    await wait_until(lambda: h.hass.states.get(CALL_STATE).state == "ringing")
+    assert await h.hass.config_entries.async_reload(h.entry.entry_id)
+    await h.hass.async_block_till_done()
+    assert h.hass.states.get(CALL_STATE).state == "idle"
+    h.emulator.emit("call_end", end(call_id))  # the end of the forgotten call
+
+
+async def burst_10000(h: Harness) -> None:
+    """Ten thousand events at once: all of them, each once."""
+    before = len(h.bus)
+    for n in range(5000):
+        call_id = f"burst-{n}"
+        h.emulator.emit("incoming_call", call(call_id, trunk=f"GSM{n % 4 + 1}"))
+        h.emulator.emit("call_end", end(call_id))
+    await wait_until(lambda: len(h.bus) - before >= 10_000, timeout=60)
+    ids = Counter(
+        (e.data["event_type"], e.data["payload"]["call_id"]) for e in h.bus[before:]
+    )
+    assert len(ids) == 10_000
+    assert max(ids.values()) == 1
+
+
+Fault = Callable[[Harness], Awaitable[Callable[[], None] | None]]
+FAULTS: dict[str, Fault] = {
+    "drop_mid_event": drop_mid_event,
+    "drop_between_events": drop_between_events,
+    "server_closes": server_closes,
+    "stall": stall,
+    "garbage_bytes": garbage_bytes,
+    "truncated_utf8": truncated_utf8,
+    "huge_line": huge_line,
+    "auth_401": auth_401,
+    "busy_429": busy_429,
+    "http_500": http_error(500),
+    "http_502": http_error(502),
+    "http_503": http_error(503),
+    "server_restart": server_restart,
+    "dns_failure": dns_failure,
+    "ha_restart_mid_call": ha_restart_mid_call,
+    "burst_10000": burst_10000,
+}
+STREAM_KEEPS = {"garbage_bytes", "truncated_utf8", "burst_10000"}
+"""Faults the stream survives without reconnecting."""
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+async def test_fault(
+    harness: Harness, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="custom_components.sprecord")
+    emulator = harness.emulator
+    lost = 0
+    repetitions = 1 if kind == "burst_10000" and REPETITIONS < 20 else REPETITIONS
+    for _ in range(repetitions):
+        connects = emulator.stats.connects
+        cleanup = await FAULTS[kind](harness)
+        try:
+            if kind not in STREAM_KEEPS:
+                await harness.recovered(connects)
+        finally:
+            if cleanup is not None:
+                cleanup()
+        lost += await harness.traffic()
+    assert lost == 0
+    assert emulator.stats.max_open_streams == 1
+    ours = [
+        r
+        for r in caplog.records
+        if r.name.startswith("custom_components.sprecord") and r.levelno >= logging.INFO
+    ]
+    # At most a line or two per incident, never one per retry.
+    assert len(ours) <= 2 * repetitions, [r.getMessage() for r in ours]
+    RESULTS[kind] = {
+        "repetitions": repetitions,
+        "lost": lost,
+        "max_streams": emulator.stats.max_open_streams,
+    }
+
+
+async def test_fault_webhook_bodies(
+    hass: HomeAssistant,
+    ha_url: str,  # noqa: F811
+    socket_enabled: None,
+    fast_link: None,
+) -> None:
+    """Bodies that are not JSON, too large, or of another PBX: 4xx or ignored."""
+    emulator = SpRecordEmulator(keepalive=0)
+    await emulator.start()
+    entry = make_entry(emulator, TRANSPORT_WEBHOOK)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(lambda: emulator.hooks.get("demo") is not None)
+    bus: list[Event] = []
+    hass.bus.async_listen(EVENT_SPRECORD, bus.append)
+    bodies: list[bytes | str] = [
+        "not json",
+        "x" * (MAX_BODY + 1),
+        '{"device_id": "other", "event_type": "startup", "payload": {}}',
+    ]
+    emulator.emit("startup")  # the entry learns its PBX
+    await wait_until(lambda: len(bus) == 1)
+    for _ in range(REPETITIONS):
+        for body in bodies:
+            response = await post(ha_url, body)
+            assert response.status in (200, 400)
+        emulator.emit("incoming_call", call(next(_call_ids)))
+        await emulator.hooks.drain()
+    await wait_until(lambda: len(bus) == 1 + REPETITIONS)
+    assert entry.runtime_data.coordinator.webhook.bad_requests == 2 * REPETITIONS
+    assert entry.runtime_data.coordinator.webhook.foreign_events == REPETITIONS
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await emulator.stop()
+    RESULTS["webhook_bodies"] = {
+        "repetitions": REPETITIONS,
+        "lost": 0,
+        "max_streams": 0,
+    }
