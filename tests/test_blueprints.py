@@ -1,0 +1,340 @@
+"""The automation blueprints: they load, make valid automations, and notify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import shutil
+from typing import Any
+
+from homeassistant.components.automation.config import (
+    AUTOMATION_BLUEPRINT_SCHEMA,
+    async_validate_config_item,
+)
+from homeassistant.components.blueprint import models
+from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util, yaml as yaml_util
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_mock_service,
+)
+
+from emulator import SpRecordEmulator
+
+from .helpers import wait_until
+from .test_states import call, end
+
+BLUEPRINT_DIR = (
+    Path(__file__).resolve().parent.parent / "blueprints" / "automation" / "sprecord"
+)
+BLUEPRINTS = sorted(BLUEPRINT_DIR.glob("*.yaml"))
+SOURCE_URL = (
+    "https://github.com/sprecord-ha/sprecord-minipbx/blob/main/"
+    "blueprints/automation/sprecord/{}"
+)
+CALL_ENTITY = "event.sprecord_minipbx_call"
+EXTRA_ACTION = [{"action": "test.extra", "data": {"note": "from {{ call.caller }}"}}]
+# Inputs a user would give; the others keep their defaults.
+EXAMPLE_INPUTS: dict[str, dict[str, Any]] = {
+    "incoming_call_notify.yaml": {
+        "call_event": CALL_ENTITY,
+        "notify_service": "notify.test",
+    },
+    "missed_call_notify.yaml": {
+        "call_event": CALL_ENTITY,
+        "notify_service": "notify.test",
+    },
+    "forward_sms.yaml": {"notify_service": "notify.test"},
+}
+CALL_EVENT_TYPES = [
+    "incoming_call",
+    "outgoing_call",
+    "start_talk",
+    "answer_elsewhere",
+    "call_end",
+    "missed_call",
+]
+
+
+def load(path: Path) -> models.Blueprint:
+    """Load a blueprint file as Home Assistant does (with `!input` tags)."""
+    data = yaml_util.load_yaml_dict(path)
+    return models.Blueprint(
+        data,
+        path=path.name,
+        expected_domain="automation",
+        schema=AUTOMATION_BLUEPRINT_SCHEMA,
+    )
+
+
+def substitute(path: Path, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Return the automation a blueprint makes with `inputs`."""
+    blueprint_inputs = models.BlueprintInputs(
+        load(path),
+        {"use_blueprint": {"path": f"sprecord/{path.name}", "input": inputs}},
+    )
+    blueprint_inputs.validate()
+    return blueprint_inputs.async_substitute()
+
+
+def test_every_blueprint_is_there() -> None:
+    assert {path.name for path in BLUEPRINTS} == set(EXAMPLE_INPUTS)
+
+
+@pytest.mark.parametrize("path", BLUEPRINTS, ids=lambda path: path.name)
+def test_blueprint_loads(path: Path) -> None:
+    blueprint = load(path)
+    metadata = blueprint.metadata
+    assert blueprint.domain == "automation"
+    assert blueprint.validate() is None  # this Home Assistant is new enough
+    assert metadata["source_url"] == SOURCE_URL.format(path.name)
+    assert metadata["homeassistant"]["min_version"] == "2025.4.0"
+    assert metadata["description"]
+    # Every input is used, and every `!input` is declared (Blueprint checks).
+    assert yaml_util.extract_inputs(blueprint.data) == set(blueprint.inputs)
+    # The modern syntax, which Home Assistant 2025.4 reads in blueprints.
+    assert {"triggers", "actions"} <= set(blueprint.data)
+    assert not {"trigger", "condition", "action"} & set(blueprint.data)
+    for name, spec in blueprint.inputs.items():
+        assert spec.get("name"), name
+        assert "selector" in spec, name
+    if "call_event" in blueprint.inputs:
+        selector = blueprint.inputs["call_event"]["selector"]["entity"]
+        assert selector["filter"] == [{"domain": ["event"], "integration": "sprecord"}]
+
+
+@pytest.mark.parametrize("path", BLUEPRINTS, ids=lambda path: path.name)
+async def test_blueprint_makes_a_valid_automation(
+    hass: HomeAssistant, path: Path
+) -> None:
+    inputs = EXAMPLE_INPUTS[path.name]
+    for extra in ({}, {"extra_actions": EXTRA_ACTION}):
+        config = substitute(path, {**inputs, **extra})
+        assert "blueprint" not in config
+        # Raises if a trigger, condition, template or action is invalid.
+        validated = await async_validate_config_item(hass, "test", config)
+        assert validated is not None
+        assert validated["actions"][0]["action"] == "notify.test"
+
+
+def test_a_missing_input_is_refused() -> None:
+    path = BLUEPRINT_DIR / "incoming_call_notify.yaml"
+    with pytest.raises(models.MissingInput):
+        substitute(path, {"notify_service": "notify.test"})
+
+
+def _copy_blueprints(target: Path) -> None:
+    target.mkdir(parents=True)
+    for path in BLUEPRINTS:
+        shutil.copy(path, target / path.name)
+
+
+async def _set_up_automations(
+    hass: HomeAssistant, tmp_path: Path, automations: list[dict[str, Any]]
+) -> None:
+    """Set up `automation` with blueprints found in a fresh config folder."""
+    hass.config.config_dir = str(tmp_path)
+    target = Path(hass.config.path("blueprints", "automation", "sprecord"))
+    await hass.async_add_executor_job(_copy_blueprints, target)
+    assert await async_setup_component(hass, "automation", {"automation": automations})
+    await hass.async_block_till_done()
+
+
+def _use(name: str, **inputs: Any) -> dict[str, Any]:
+    return {
+        "alias": name,
+        "use_blueprint": {
+            "path": f"sprecord/{name}",
+            "input": {**EXAMPLE_INPUTS[name], **inputs},
+        },
+    }
+
+
+def _fire_call_event(hass: HomeAssistant, when: str, **attributes: Any) -> None:
+    """Write the call event entity's state as the integration does."""
+    hass.states.async_set(
+        CALL_ENTITY, when, {"event_types": CALL_EVENT_TYPES, **attributes}
+    )
+
+
+def _messages(calls: list[ServiceCall]) -> list[str]:
+    return [c.data["message"] for c in calls]
+
+
+async def test_incoming_call_notifies(hass: HomeAssistant, tmp_path: Path) -> None:
+    notify = async_mock_service(hass, "notify", "test")
+    extra = async_mock_service(hass, "test", "extra")
+    _fire_call_event(hass, "unknown")
+    await _set_up_automations(
+        hass,
+        tmp_path,
+        [_use("incoming_call_notify.yaml", extra_actions=EXTRA_ACTION)],
+    )
+    incoming = {
+        "event_type": "incoming_call",
+        "call_id": "8",
+        "call_src": "+79161234567",
+        "call_dst": "101",
+        "trunk": "GSM1",
+        "direction": "incoming",
+        "caller": "+79161234567",
+        "called": "101",
+        "line": "GSM1",
+    }
+    _fire_call_event(hass, "2026-11-27T09:00:00.000+00:00", **incoming)
+    await hass.async_block_till_done()
+    assert _messages(notify) == ["Call from +79161234567 on line GSM1"]
+    assert notify[0].data["title"] == "Incoming call"
+    assert [c.data["note"] for c in extra] == ["from +79161234567"]
+
+    # Other call events do not notify, nor does a change of attributes only.
+    _fire_call_event(
+        hass,
+        "2026-11-27T09:00:05.000+00:00",
+        **{**incoming, "event_type": "start_talk"},
+    )
+    _fire_call_event(
+        hass, "2026-11-27T09:00:05.000+00:00", **{**incoming, "event_type": "call_end"}
+    )
+    # The entity coming back after a restart or reload is not a new call.
+    hass.states.async_set(CALL_ENTITY, "unavailable")
+    _fire_call_event(hass, "2026-11-27T09:00:00.000+00:00", **incoming)
+    await hass.async_block_till_done()
+    assert len(notify) == 1
+
+    # The next call notifies again, though `event_type` did not change; the
+    # payload's own fields stand in for missing call details.
+    _fire_call_event(
+        hass,
+        "2026-11-27T09:01:00.000+00:00",
+        event_type="incoming_call",
+        call_src="+74951234567",
+        trunk="GSM2",
+    )
+    await hass.async_block_till_done()
+    assert _messages(notify)[1:] == ["Call from +74951234567 on line GSM2"]
+
+    # A second call in the same millisecond, on the other line, notifies too.
+    _fire_call_event(
+        hass,
+        "2026-11-27T09:01:00.000+00:00",
+        **{**incoming, "call_id": "9", "caller": "+79990001122"},
+    )
+    await hass.async_block_till_done()
+    assert _messages(notify)[2:] == ["Call from +79990001122 on line GSM1"]
+
+
+async def test_missed_call_notifies(hass: HomeAssistant, tmp_path: Path) -> None:
+    notify = async_mock_service(hass, "notify", "test")
+    _fire_call_event(hass, "unknown")
+    await _set_up_automations(hass, tmp_path, [_use("missed_call_notify.yaml")])
+    details = {"caller": "+79161234567", "called": "101", "line": "GSM2"}
+    _fire_call_event(
+        hass, "2026-11-27T09:05:00.000+00:00", event_type="call_end", **details
+    )
+    await hass.async_block_till_done()
+    assert notify == []
+    # In the same millisecond as its `call_end`, as the integration fires it.
+    _fire_call_event(
+        hass,
+        "2026-11-27T09:05:00.000+00:00",
+        event_type="missed_call",
+        status="no_answer",
+        **details,
+    )
+    await hass.async_block_till_done()
+    local = dt_util.as_local(dt_util.parse_datetime("2026-11-27T09:05:00+00:00"))
+    assert _messages(notify) == [
+        f"Missed call from +79161234567 on line GSM2 at {local:%H:%M}"
+    ]
+    assert notify[0].data["title"] == "Missed call"
+
+    # Renaming the entity is not another missed call.
+    _fire_call_event(
+        hass,
+        "2026-11-27T09:05:00.000+00:00",
+        event_type="missed_call",
+        status="no_answer",
+        friendly_name="Office calls",
+        **details,
+    )
+    await hass.async_block_till_done()
+    assert len(notify) == 1
+
+
+async def test_sms_is_forwarded(hass: HomeAssistant, tmp_path: Path) -> None:
+    notify = async_mock_service(hass, "notify", "test")
+    other = async_mock_service(hass, "notify", "other")
+    await _set_up_automations(
+        hass,
+        tmp_path,
+        [
+            _use("forward_sms.yaml"),
+            _use(
+                "forward_sms.yaml",
+                notify_service="notify.other",
+                pbx_device="pbx-device",
+                message="{{ sms.sender }}: {{ sms.text }}",
+            ),
+        ],
+    )
+    sms = {"sms_src": "OZON", "text": "Ваш заказ доставлен", "trunk": "GSM1"}
+    for device_id in ("pbx-device", "another-pbx"):
+        hass.bus.async_fire(
+            "sprecord_event",
+            {"event_type": "incoming_sms", "payload": sms, "device_id": device_id},
+        )
+    hass.bus.async_fire(
+        "sprecord_event",
+        {"event_type": "incoming_call", "payload": call(1), "device_id": "pbx-device"},
+    )
+    await hass.async_block_till_done()
+    assert _messages(notify) == ["Ваш заказ доставлен (line GSM1)"] * 2
+    assert notify[0].data["title"] == "SMS from OZON"
+    assert _messages(other) == ["OZON: Ваш заказ доставлен"]
+
+    # A number stays text, quotes and new lines stay as they were.
+    sms = {"sms_src": "+79161234567", "text": "0123456", "trunk": "GSM2"}
+    hass.bus.async_fire(
+        "sprecord_event", {"event_type": "incoming_sms", "payload": sms}
+    )
+    sms = {"sms_src": "900", "text": "Code '42'\n\"ok\"", "trunk": "GSM1"}
+    hass.bus.async_fire(
+        "sprecord_event", {"event_type": "incoming_sms", "payload": sms}
+    )
+    await hass.async_block_till_done()
+    assert _messages(notify)[2:] == [
+        "0123456 (line GSM2)",
+        "Code '42'\n\"ok\" (line GSM1)",
+    ]
+    assert [c.data["title"] for c in notify[2:]] == [
+        "SMS from +79161234567",
+        "SMS from 900",
+    ]
+
+
+async def test_blueprints_with_the_integration(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    """From the PBX's events, through the entities, to the notifications."""
+    notify = async_mock_service(hass, "notify", "test")
+    await _set_up_automations(
+        hass, tmp_path, [_use(name) for name in sorted(EXAMPLE_INPUTS)]
+    )
+    assert hass.states.get(CALL_ENTITY) is not None
+    emulator.emit("incoming_call", call(1, src="+79161234567", trunk="GSM1"))
+    emulator.emit("call_end", end(1, status="no_answer"))
+    emulator.emit(
+        "incoming_sms", {"sms_src": "+79990001122", "text": "Hi", "trunk": "GSM2"}
+    )
+    await wait_until(lambda: len(notify) == 3)
+    await hass.async_block_till_done()
+    messages = _messages(notify)
+    assert messages[0] == "Call from +79161234567 on line GSM1"
+    assert messages[1].startswith("Missed call from +79161234567 on line GSM1 at ")
+    assert messages[2] == "Hi (line GSM2)"
+    assert notify[2].data["title"] == "SMS from +79990001122"
