@@ -1,0 +1,599 @@
+"""Benchmark the integration against the emulator, each figure beside a floor.
+
+Run it with `scripts/bench`. It starts a real Home Assistant in this process
+(temporary config dir, no pytest), sets the integration up against an
+in-process emulator through the config flow, measures, and prints one JSON
+object on stdout; progress goes to stderr. Every figure is measured beside a
+baseline in the same run:
+
+- event->state latency vs the bare parser reading the same event off a socket,
+- end-to-end throughput of a burst vs parser-only throughput of that burst,
+- our SSE parser vs aiohttp-sse-client2 on the same recorded bytes,
+- reconnect after a server-side drop (the integration's real backoff),
+- entry setup time, CPU per 1,000 events, RSS before/after 100,000 events.
+
+The emulator and Home Assistant share the process and its loop, so the CPU
+figure includes the emulator's share (the floor runs show how big that is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import contextlib
+import gc
+import json
+import logging
+import os
+from pathlib import Path
+import platform
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from homeassistant import auth, bootstrap, config_entries, loader  # noqa: E402
+from homeassistant.const import CONF_API_KEY, CONF_URL, EVENT_STATE_CHANGED  # noqa: E402
+from homeassistant.core import CoreState, Event, HomeAssistant, callback  # noqa: E402
+from homeassistant.setup import async_setup_component  # noqa: E402
+
+from custom_components.sprecord.api import EventStream, SSEParser  # noqa: E402
+from custom_components.sprecord.const import DOMAIN, EVENT_SPRECORD  # noqa: E402
+from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator  # noqa: E402
+
+CALL_STATE = "sensor.sprecord_minipbx_call_state"
+HA_KEY = "demo"
+FLOOR_KEY = "floor"
+"""A second account: the bare-parser baselines read their own stream."""
+
+LATENCY_EVENTS = int(os.environ.get("BENCH_LATENCY_EVENTS", "500"))
+BURST_EVENTS = int(os.environ.get("BENCH_BURST_EVENTS", "20000"))
+PARSER_FRAMES = int(os.environ.get("BENCH_PARSER_FRAMES", "50000"))
+MEMORY_EVENTS = int(os.environ.get("BENCH_MEMORY_EVENTS", "100000"))
+RECONNECT_DROPS = int(os.environ.get("BENCH_RECONNECT_DROPS", "5"))
+EMIT_BATCH = 1000
+"""A burst is emitted in batches of this many, yielding to the loop between."""
+SERVE_CHUNK = 16 * 1024
+"""The recorded stream is written in writes of this size (a busy server)."""
+PARSER_RUNS = 3
+WAIT_TIMEOUT = 60.0
+
+
+def log(message: str) -> None:
+    """Print progress on stderr."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def rss_mb() -> float:
+    """Return this process's resident memory in MB (VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    import resource  # noqa: PLC0415 (only where /proc is missing)
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict[str, Any]:
+    """Describe the machine the figures come from."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    """Return the q-quantile (0..1) of values, nearest rank."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))
+    return ordered[index]
+
+
+def call_event(number: int) -> tuple[str, dict[str, Any]]:
+    """Return event `number` of an alternating incoming_call/call_end series."""
+    call_id = 100000 + number // 2
+    if number % 2 == 0:
+        return "incoming_call", {
+            "call_id": call_id,
+            "call_src": "+79161234567",
+            "call_dst": "101",
+            "trunk": "GSM1",
+        }
+    return "call_end", {
+        "call_id": call_id,
+        "record_id": call_id,
+        "duration": 0,
+        "status": "success",
+    }
+
+
+def free_port() -> int:
+    """Return a free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- Home Assistant -------------------------------------------------------------
+
+
+async def start_hass(config_dir: str) -> HomeAssistant:
+    """Return a running Home Assistant core with registries, without pytest."""
+    hass = HomeAssistant(config_dir)
+    hass.config.skip_pip = True
+    hass.config.skip_pip_packages = []
+    await hass.config.async_set_time_zone("UTC")
+    hass.config_entries = config_entries.ConfigEntries(hass, {})
+    loader.async_setup(hass)
+    await bootstrap.async_load_base_functionality(hass)
+    hass.auth = await auth.auth_manager_from_config(hass, [], [])
+    # Like the test harness: running, without firing `homeassistant_start`, so
+    # the HTTP server (a dependency of `webhook`) never listens.
+    hass.set_state(CoreState.running)
+    http = {"server_host": ["127.0.0.1"], "server_port": free_port()}
+    if not await async_setup_component(hass, "http", {"http": http}):
+        raise RuntimeError("http did not set up")
+    if not await async_setup_component(hass, "webhook", {}):
+        raise RuntimeError("webhook did not set up")
+    return hass
+
+
+async def wait_for(condition: Callable[[], bool], limit: float) -> bool:
+    """Yield to the loop until `condition()` holds; tell whether it did."""
+    deadline = time.perf_counter() + limit
+    while not condition():
+        if time.perf_counter() > deadline:
+            return False
+        await asyncio.sleep(0)
+    return True
+
+
+async def setup_entry(hass: HomeAssistant, emu: SpRecordEmulator) -> float:
+    """Add the entry through the config flow; return seconds until entities."""
+    start = time.perf_counter()
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: emu.url, CONF_API_KEY: HA_KEY}
+    )
+    if result["type"] != "create_entry":
+        raise RuntimeError(f"config flow failed: {result}")
+    if not await wait_for(lambda: hass.states.get(CALL_STATE) is not None, 30):
+        raise RuntimeError(f"{CALL_STATE} never appeared")
+    elapsed = time.perf_counter() - start
+    if not await wait_for(lambda: emu.open_streams(HA_KEY) == 1, 10):
+        raise RuntimeError("the integration did not open its stream")
+    return elapsed
+
+
+class BusCounter:
+    """Count `sprecord_event` bus events; wake a waiter at a target count."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Listen on the bus."""
+        self.count = 0
+        self.last_at = 0.0
+        self._target = 0
+        self._future: asyncio.Future[float] | None = None
+        self._unsub = hass.bus.async_listen(EVENT_SPRECORD, self._on_event)
+
+    @callback
+    def _on_event(self, _event: Event) -> None:
+        self.count += 1
+        self.last_at = time.perf_counter()
+        future = self._future
+        if future is not None and self.count >= self._target and not future.done():
+            future.set_result(self.last_at)
+
+    def expect(self, target: int) -> asyncio.Future[float]:
+        """Return a future set (to its perf_counter) at the target count."""
+        self._target = target
+        self._future = asyncio.get_running_loop().create_future()
+        if self.count >= target:
+            self._future.set_result(self.last_at)
+        return self._future
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._unsub()
+
+
+async def emit_burst(emu: SpRecordEmulator, key: str, count: int, first: int) -> None:
+    """Emit `count` call events in batches, yielding to the loop between."""
+    for start in range(0, count, EMIT_BATCH):
+        for number in range(first + start, first + min(start + EMIT_BATCH, count)):
+            event_type, payload = call_event(number)
+            emu.emit(event_type, payload, key=key)
+        await asyncio.sleep(0)
+
+
+# --- the bare-parser floor ------------------------------------------------------
+
+
+class FloorReader:
+    """A raw aiohttp GET of /sys/events fed to `SSEParser`: the floor."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        """Prepare the reader; `start()` opens the stream."""
+        self._session = session
+        self._url = url
+        self.count = 0
+        self._target = 0
+        self._future: asyncio.Future[float] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._response: aiohttp.ClientResponse | None = None
+
+    async def start(self, emu: SpRecordEmulator) -> None:
+        """Open the stream and read it in a task."""
+        self._response = await self._session.get(
+            f"{self._url}/sys/events",
+            headers={"Authorization": f"Bearer {FLOOR_KEY}"},
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        self._task = asyncio.create_task(self._read(self._response))
+        if not await wait_for(lambda: emu.open_streams(FLOOR_KEY) == 1, 10):
+            raise RuntimeError("the floor stream did not open")
+
+    async def _read(self, response: aiohttp.ClientResponse) -> None:
+        parser = SSEParser()
+        content = response.content
+        while chunk := await content.readany():
+            events = parser.feed(chunk)
+            if not events:
+                continue
+            self.count += len(events)
+            future = self._future
+            if future is not None and self.count >= self._target and not future.done():
+                future.set_result(time.perf_counter())
+
+    def expect(self, target: int) -> asyncio.Future[float]:
+        """Return a future set (to its perf_counter) at the target count."""
+        self._target = target
+        self._future = asyncio.get_running_loop().create_future()
+        return self._future
+
+    async def stop(self) -> None:
+        """Close the stream."""
+        if self._response is not None:
+            self._response.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
+                await self._task
+
+
+# --- the parts ------------------------------------------------------------------
+
+
+async def measure_latency(
+    hass: HomeAssistant, emu: SpRecordEmulator, floor: FloorReader
+) -> dict[str, float]:
+    """Emit events one at a time; time emit -> new state, and emit -> parsed."""
+    loop = asyncio.get_running_loop()
+    waiter: list[asyncio.Future[float]] = []
+
+    @callback
+    def on_state(event: Event) -> None:
+        if event.data.get("entity_id") != CALL_STATE:
+            return
+        if waiter and not waiter[0].done():
+            waiter[0].set_result(time.perf_counter())
+
+    unsub = hass.bus.async_listen(EVENT_STATE_CHANGED, on_state)
+    ours: list[float] = []
+    try:
+        for number in range(LATENCY_EVENTS):
+            event_type, payload = call_event(number)
+            waiter[:] = [loop.create_future()]
+            start = time.perf_counter()
+            emu.emit(event_type, payload, key=HA_KEY)
+            done = await asyncio.wait_for(waiter[0], 10)
+            ours.append((done - start) * 1000)
+            await asyncio.sleep(0.001)  # one event at a time: let the loop idle
+    finally:
+        unsub()
+
+    floor_ms: list[float] = []
+    for number in range(LATENCY_EVENTS):
+        event_type, payload = call_event(number)
+        future = floor.expect(floor.count + 1)
+        start = time.perf_counter()
+        emu.emit(event_type, payload, key=FLOOR_KEY)
+        done = await asyncio.wait_for(future, 10)
+        floor_ms.append((done - start) * 1000)
+        await asyncio.sleep(0.001)
+    return {
+        "p50": round(statistics.median(ours), 3),
+        "p99": round(pct(ours, 0.99), 3),
+        "floor_p50": round(statistics.median(floor_ms), 3),
+        "floor_p99": round(pct(floor_ms, 0.99), 3),
+    }
+
+
+async def measure_throughput(
+    emu: SpRecordEmulator, counter: BusCounter, floor: FloorReader
+) -> tuple[dict[str, float], float, float]:
+    """Push a burst through the integration and through the bare parser.
+
+    Return the figures, CPU seconds per 1,000 events end to end, and the
+    floor's CPU seconds per 1,000 events.
+    """
+    base = counter.count
+    done = counter.expect(base + BURST_EVENTS)
+    cpu0 = time.process_time()
+    start = time.perf_counter()
+    await emit_burst(emu, HA_KEY, BURST_EVENTS, 0)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(done), WAIT_TIMEOUT)
+    cpu = time.process_time() - cpu0
+    await asyncio.sleep(0.2)  # anything late still counts as received
+    received = counter.count - base
+    end = done.result() if done.done() else time.perf_counter()
+    ours = received / (end - start)
+
+    target = floor.count + BURST_EVENTS
+    floor_done = floor.expect(target)
+    fcpu0 = time.process_time()
+    fstart = time.perf_counter()
+    await emit_burst(emu, FLOOR_KEY, BURST_EVENTS, 0)
+    fend = await asyncio.wait_for(floor_done, WAIT_TIMEOUT)
+    fcpu = time.process_time() - fcpu0
+    figures = {
+        "events_per_s": round(ours),
+        "lost": BURST_EVENTS - received,
+        "floor_events_per_s": round(BURST_EVENTS / (fend - fstart)),
+    }
+    return (
+        figures,
+        round(cpu / BURST_EVENTS * 1000, 4),
+        round(fcpu / BURST_EVENTS * 1000, 4),
+    )
+
+
+async def measure_memory(
+    emu: SpRecordEmulator, counter: BusCounter
+) -> dict[str, float]:
+    """Push many events in batches, letting the loop drain; RSS before/after."""
+    gc.collect()
+    before = rss_mb()
+    batch = 5000
+    for first in range(0, MEMORY_EVENTS, batch):
+        done = counter.expect(counter.count + batch)
+        await emit_burst(emu, HA_KEY, batch, first)
+        await asyncio.wait_for(done, WAIT_TIMEOUT)
+    await asyncio.sleep(0.5)
+    gc.collect()
+    return {"before": round(before, 1), "after": round(rss_mb(), 1)}
+
+
+async def measure_reconnect(emu: SpRecordEmulator, counter: BusCounter) -> list[float]:
+    """Drop the stream server-side, emit at once; time to that event on the bus."""
+    times: list[float] = []
+    for number in range(RECONNECT_DROPS):
+        await asyncio.sleep(0.3)  # the new stream is up and settled
+        done = counter.expect(counter.count + 1)
+        start = time.perf_counter()
+        emu.drop_streams("abort", key=HA_KEY)
+        event_type, payload = call_event(number)
+        emu.emit(event_type, payload, key=HA_KEY)
+        end = await asyncio.wait_for(done, WAIT_TIMEOUT)
+        times.append(end - start)
+        log(f"reconnect {number + 1}: {end - start:.3f} s")
+    return times
+
+
+def record_stream(frames: int) -> bytes:
+    """Return the bytes of `frames` emulator frames (what a stream carries)."""
+    emu = SpRecordEmulator()
+    parts = []
+    for number in range(frames):
+        event_type, payload = call_event(number)
+        envelope = {
+            "device_id": DEFAULT_DEVICE_ID,
+            "event_type": event_type,
+            "payload": payload,
+        }
+        parts.append(emu.frame(number + 1, envelope))
+    return b"".join(parts)
+
+
+async def serve_recording(data: bytes) -> tuple[web.AppRunner, str]:
+    """Serve the recorded bytes as an event stream on 127.0.0.1."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream; charset=utf-8"}
+        )
+        await response.prepare(request)
+        view = memoryview(data)
+        for offset in range(0, len(data), SERVE_CHUNK):
+            await response.write(view[offset : offset + SERVE_CHUNK])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/stream", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}/stream"
+
+
+async def run_ours(session: aiohttp.ClientSession, url: str, frames: int) -> float:
+    """Read the recording with readany + SSEParser; return seconds."""
+    start = time.perf_counter()
+    parser = SSEParser()
+    count = 0
+    async with session.get(url) as response:
+        content = response.content
+        while count < frames and (chunk := await content.readany()):
+            count += len(parser.feed(chunk))
+    if count != frames:
+        raise RuntimeError(f"our parser saw {count} of {frames} events")
+    return time.perf_counter() - start
+
+
+async def run_ours_stream(
+    session: aiohttp.ClientSession, url: str, frames: int
+) -> float:
+    """Read the recording with the client's EventStream (events as models)."""
+    start = time.perf_counter()
+    count = 0
+    response = await session.get(url)
+    async with EventStream(response, lambda _err: None) as stream:
+        async for _event in stream:
+            count += 1
+            if count == frames:
+                break
+    if count != frames:
+        raise RuntimeError(f"EventStream saw {count} of {frames} events")
+    return time.perf_counter() - start
+
+
+async def run_theirs(session: aiohttp.ClientSession, url: str, frames: int) -> float:
+    """Read the recording with aiohttp-sse-client2's EventSource; return seconds."""
+    from aiohttp_sse_client2 import client as sse_client  # noqa: PLC0415
+
+    start = time.perf_counter()
+    count = 0
+    async with sse_client.EventSource(url, session=session) as source:
+        async for _event in source:
+            count += 1
+            if count == frames:
+                break
+    if count != frames:
+        raise RuntimeError(f"aiohttp-sse-client2 saw {count} of {frames} events")
+    return time.perf_counter() - start
+
+
+async def measure_parsers() -> tuple[dict[str, float], float]:
+    """Compare the parsers on the same recorded stream over the same transport."""
+    data = record_stream(PARSER_FRAMES)
+    megabytes = len(data) / 1e6
+    log(f"parser: {PARSER_FRAMES} frames, {megabytes:.1f} MB recorded")
+    runner, url = await serve_recording(data)
+    best = {"ours": float("inf"), "stream": float("inf"), "theirs": float("inf")}
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(PARSER_RUNS):
+                best["ours"] = min(
+                    best["ours"], await run_ours(session, url, PARSER_FRAMES)
+                )
+                best["stream"] = min(
+                    best["stream"], await run_ours_stream(session, url, PARSER_FRAMES)
+                )
+                best["theirs"] = min(
+                    best["theirs"], await run_theirs(session, url, PARSER_FRAMES)
+                )
+    finally:
+        await runner.cleanup()
+    ours = megabytes / best["ours"]
+    theirs = megabytes / best["theirs"]
+    figures = {
+        "ours_mb_s": round(ours, 1),
+        "aiohttp_sse_client2_mb_s": round(theirs, 1),
+        "ratio": round(ours / theirs, 2),
+    }
+    return figures, round(megabytes / best["stream"], 1)
+
+
+# --- main -------------------------------------------------------------------------
+
+
+async def bench() -> dict[str, Any]:
+    """Run every part; return the figures."""
+    began = time.perf_counter()
+    result: dict[str, Any] = {}
+    log("parser vs aiohttp-sse-client2")
+    result["parser"], stream_mb_s = await measure_parsers()
+    log(f"parser: {result['parser']} (EventStream with models: {stream_mb_s} MB/s)")
+
+    emu = SpRecordEmulator(
+        accounts={HA_KEY: DEFAULT_DEVICE_ID, FLOOR_KEY: DEFAULT_DEVICE_ID},
+        keepalive=0,
+    )
+    await emu.start()
+    with tempfile.TemporaryDirectory(prefix="sprecord-bench-") as config_dir:
+        log("starting Home Assistant")
+        hass = await start_hass(config_dir)
+        session = aiohttp.ClientSession()
+        floor = FloorReader(session, emu.url)
+        counter: BusCounter | None = None
+        try:
+            log("setting the entry up through the config flow")
+            result["setup_s"] = round(await setup_entry(hass, emu), 3)
+            log(f"setup: {result['setup_s']} s")
+            counter = BusCounter(hass)
+            await floor.start(emu)
+
+            log(f"latency: {LATENCY_EVENTS} events one at a time")
+            result["latency_ms"] = await measure_latency(hass, emu, floor)
+            log(f"latency: {result['latency_ms']}")
+
+            log(f"throughput: a burst of {BURST_EVENTS} events")
+            throughput, cpu, floor_cpu = await measure_throughput(emu, counter, floor)
+            result["throughput"] = throughput
+            result["cpu_s_per_1000_events"] = cpu
+            log(f"throughput: {throughput}; CPU s/1000: {cpu} (floor {floor_cpu})")
+            await floor.stop()
+
+            log(f"memory: {MEMORY_EVENTS} events in batches")
+            result["memory_mb"] = await measure_memory(emu, counter)
+            log(f"memory: {result['memory_mb']}")
+
+            log(f"reconnect: {RECONNECT_DROPS} drops")
+            drops = await measure_reconnect(emu, counter)
+            result["reconnect_s"] = round(statistics.mean(drops), 3)
+        finally:
+            if counter is not None:
+                counter.close()
+            await floor.stop()
+            await session.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(20):
+                    for entry in hass.config_entries.async_entries(DOMAIN):
+                        await hass.config_entries.async_unload(entry.entry_id)
+                    await hass.async_stop(force=True)
+            await emu.stop()
+    result["machine"] = machine()
+    log(f"done in {time.perf_counter() - began:.1f} s")
+    order = [
+        "latency_ms",
+        "throughput",
+        "parser",
+        "reconnect_s",
+        "setup_s",
+        "cpu_s_per_1000_events",
+        "memory_mb",
+        "machine",
+    ]
+    return {key: result[key] for key in order}
+
+
+def main() -> None:
+    """Run the benchmark; print its JSON on stdout."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    result = asyncio.run(bench())
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
