@@ -1,0 +1,549 @@
+"""Run the live demo: the emulator and a real Home Assistant with the integration.
+
+Started by `scripts/demo` (which sets up `.venv` first); see `--help`. Also used
+by `scripts/e2e`, which starts it with `--no-entry --ready-file ...`.
+
+The Home Assistant configuration lives in `.demo/config` (git-ignored), made
+anew on every run unless `--keep` is given: a small `configuration.yaml` that
+loads only what the demo needs (offline, fast to start), the integration
+linked into `custom_components/`, onboarding marked done, a demo login, and
+the dashboard of `demo/dashboard.yaml`. The integration's entry is made
+through Home Assistant's own config flow (REST API) once it has started, so
+the flow runs exactly as from the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+import contextlib
+import json
+import os
+from pathlib import Path
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+import urllib.error
+import urllib.parse
+import urllib.request
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_DIR = ROOT / ".demo"
+DASHBOARD = ROOT / "demo" / "dashboard.yaml"
+VENV = ROOT / os.environ.get("SPRECORD_VENV", ".venv")
+PYTHON = VENV / "bin" / "python"
+HASS = VENV / "bin" / "hass"
+
+USERNAME = "demo"
+PASSWORD = "demo1234"  # noqa: S105 (the demo's published login)
+API_KEY = "demo"
+
+CALL_STATE = "sensor.sprecord_minipbx_call_state"
+LAST_SMS = "sensor.sprecord_minipbx_last_sms"
+NOT_A_VALUE = {"unknown", "unavailable"}
+
+CONFIGURATION = """\
+# Made by scripts/demo: only what the demo needs, so it starts fast and offline.
+homeassistant:
+  name: SpRecord demo
+  latitude: 55.7558
+  longitude: 37.6173
+  elevation: 150
+  unit_system: metric
+  time_zone: Europe/Moscow
+  country: RU
+  currency: RUB
+  language: en
+  internal_url: "http://127.0.0.1:{port}"
+
+http:
+  server_host: 127.0.0.1
+  server_port: {port}
+
+frontend:
+config:
+logbook:
+recorder:
+  purge_keep_days: 1
+  commit_interval: 1
+
+lovelace:
+  mode: yaml
+
+logger:
+  default: warning
+  logs:
+    custom_components.sprecord: debug
+"""
+
+ONBOARDING = {
+    "version": 4,
+    "minor_version": 1,
+    "key": "onboarding",
+    "data": {"done": ["user", "core_config", "analytics", "integration"]},
+}
+
+
+class DemoError(Exception):
+    """The demo could not start or its check failed."""
+
+
+def log(message: str) -> None:
+    """Print a progress line."""
+    print(f"scripts/demo: {message}", flush=True)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """Tell whether `port` on 127.0.0.1 can be bound now."""
+    with socket.socket() as sock:
+        # As the servers bind: a port in TIME_WAIT of a last run is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+# --- HTTP ------------------------------------------------------------------
+
+
+def http(
+    method: str,
+    url: str,
+    *,
+    json_body: Any = None,
+    form: dict[str, str] | None = None,
+    token: str | None = None,
+    timeout: float = 10,
+) -> tuple[int, Any]:
+    """Make one request; return the status and the decoded JSON (or text)."""
+    headers = {}
+    data = None
+    if json_body is not None:
+        data = json.dumps(json_body).encode()
+        headers["Content-Type"] = "application/json"
+    elif form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(  # noqa: S310 (http to 127.0.0.1 only)
+        url, data=data, headers=headers, method=method
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, body = err.code, err.read()
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body.decode(errors="replace")
+
+
+def wait_for(
+    what: str, probe: Any, timeout: float, processes: list[subprocess.Popen[bytes]]
+) -> Any:
+    """Call `probe` until it returns something true; raise after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for process in processes:
+            if process.poll() is not None:
+                raise DemoError(
+                    f"{Path(str(process.args[0])).name} exited with "
+                    f"{process.returncode} while waiting for {what}"
+                )
+        with contextlib.suppress(OSError):
+            result = probe()
+            if result:
+                return result
+        if time.monotonic() > deadline:
+            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
+
+
+def login(base: str) -> str:
+    """Log in as the demo user through the login flow; return an access token."""
+    client_id = f"{base}/"
+    status, flow = http(
+        "POST",
+        f"{base}/auth/login_flow",
+        json_body={
+            "client_id": client_id,
+            "handler": ["homeassistant", None],
+            "redirect_uri": f"{base}/?auth_callback=1",
+        },
+    )
+    if status != 200:
+        raise DemoError(f"login flow refused: {status} {flow}")
+    status, result = http(
+        "POST",
+        f"{base}/auth/login_flow/{flow['flow_id']}",
+        json_body={
+            "client_id": client_id,
+            "username": USERNAME,
+            "password": PASSWORD,
+        },
+    )
+    if status != 200 or result.get("type") != "create_entry":
+        raise DemoError(f"demo login refused: {status} {result}")
+    status, tokens = http(
+        "POST",
+        f"{base}/auth/token",
+        form={
+            "grant_type": "authorization_code",
+            "code": result["result"],
+            "client_id": client_id,
+        },
+    )
+    if status != 200:
+        raise DemoError(f"token refused: {status} {tokens}")
+    return str(tokens["access_token"])
+
+
+def add_entry(base: str, token: str, emulator_url: str) -> None:
+    """Add the integration through Home Assistant's config flow."""
+    status, form = http(
+        "POST",
+        f"{base}/api/config/config_entries/flow",
+        json_body={"handler": "sprecord", "show_advanced_options": False},
+        token=token,
+    )
+    if status != 200 or form.get("type") != "form":
+        raise DemoError(f"could not start the config flow: {status} {form}")
+    status, result = http(
+        "POST",
+        f"{base}/api/config/config_entries/flow/{form['flow_id']}",
+        json_body={"url": emulator_url, "api_key": API_KEY},
+        token=token,
+        timeout=30,
+    )
+    if status != 200 or result.get("type") != "create_entry":
+        raise DemoError(f"the config flow did not create the entry: {status} {result}")
+
+
+def state_of(base: str, token: str, entity_id: str) -> dict[str, Any] | None:
+    """Return the state object of `entity_id`, or None while it has none."""
+    status, body = http("GET", f"{base}/api/states/{entity_id}", token=token)
+    return body if status == 200 and isinstance(body, dict) else None
+
+
+# --- configuration ---------------------------------------------------------
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` as JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def make_config(config_dir: Path, hass_port: int) -> None:
+    """Make a fresh Home Assistant configuration in `config_dir`."""
+    if config_dir.exists():
+        shutil.rmtree(config_dir)
+    config_dir.mkdir(parents=True)
+    (config_dir / "configuration.yaml").write_text(CONFIGURATION.format(port=hass_port))
+    shutil.copyfile(DASHBOARD, config_dir / "ui-lovelace.yaml")
+    components = config_dir / "custom_components"
+    components.mkdir()
+    (components / "sprecord").symlink_to(ROOT / "custom_components" / "sprecord")
+    write_json(config_dir / ".storage" / "onboarding", ONBOARDING)
+    log(f"creating the login {USERNAME!r}")
+    subprocess.run(
+        [
+            str(HASS),
+            "--script",
+            "auth",
+            "-c",
+            str(config_dir),
+            "add",
+            USERNAME,
+            PASSWORD,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+# --- processes -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running(
+    args: list[str], log_path: Path, name: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `args` in its own session, output to `log_path`; stop it on exit."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                log(f"stopping {name}")
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    log(f"{name} did not stop in 30 s, killing it")
+                    process.kill()
+                    process.wait()
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so the processes stop cleanly."""
+    raise KeyboardInterrupt
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/demo",
+        description="Run the SpRecord emulator and a Home Assistant that uses it.",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="headless: wait for a call and an SMS to show in Home Assistant, "
+        "then stop (exit 0), or fail after --timeout",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep .demo/config of the last run"
+    )
+    parser.add_argument(
+        "--no-entry", action="store_true", help="do not add the integration"
+    )
+    parser.add_argument(
+        "--no-scenario",
+        action="store_true",
+        help="do not play the office scenario (send events with the control API)",
+    )
+    parser.add_argument(
+        "--speed", type=float, default=4.0, help="scenario pace (default 4)"
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEMO_DIR,
+        help="folder of the configuration and the logs (default .demo)",
+    )
+    parser.add_argument("--port", type=int, help="Home Assistant's port")
+    parser.add_argument("--emulator-port", type=int, help="the emulator's port")
+    parser.add_argument(
+        "--timeout", type=float, default=240, help="seconds --check waits (240)"
+    )
+    parser.add_argument(
+        "--ready-file",
+        type=Path,
+        help="when ready, write the URLs and the login here as JSON",
+    )
+    return parser.parse_args(argv)
+
+
+def choose_ports(args: argparse.Namespace) -> tuple[int, int]:
+    """Return Home Assistant's and the emulator's ports."""
+    previous: dict[str, int] = {}
+    state_file = args.dir / "state.json"
+    if args.keep and state_file.exists():
+        previous = json.loads(state_file.read_text())
+    ports = []
+    for wanted, key in (
+        (args.port, "hass_port"),
+        (args.emulator_port, "emulator_port"),
+    ):
+        port = wanted or previous.get(key)
+        if port and not port_is_free(port):
+            if wanted or key == "emulator_port":
+                # A kept entry points at the old emulator port.
+                raise DemoError(f"port {port} ({key}) is taken")
+            port = None
+        ports.append(port or free_port())
+    return ports[0], ports[1]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start everything; serve until interrupted, or check and stop."""
+    demo_dir: Path = args.dir.resolve()
+    config_dir = demo_dir / "config"
+    hass_port, emulator_port = choose_ports(args)
+    base = f"http://127.0.0.1:{hass_port}"
+    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    keep = args.keep and (config_dir / ".storage" / "onboarding").exists()
+    if keep:
+        log(f"keeping {config_dir}")
+        (config_dir / "configuration.yaml").write_text(
+            CONFIGURATION.format(port=hass_port)
+        )
+        shutil.copyfile(DASHBOARD, config_dir / "ui-lovelace.yaml")
+    else:
+        make_config(config_dir, hass_port)
+    write_json(
+        demo_dir / "state.json",
+        {"hass_port": hass_port, "emulator_port": emulator_port},
+    )
+
+    emulator_args = [
+        str(PYTHON),
+        "-m",
+        "emulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(emulator_port),
+        "--api-key",
+        API_KEY,
+    ]
+    if not args.no_scenario:
+        emulator_args += ["--scenario", "office", "--speed", f"{args.speed:g}"]
+    hass_args = [str(HASS), "-c", str(config_dir), "--skip-pip", "--log-no-color"]
+
+    started = time.monotonic()
+    with (
+        running(emulator_args, demo_dir / "emulator.log", "the emulator") as emu,
+        running(hass_args, demo_dir / "hass.log", "Home Assistant") as hass,
+    ):
+        processes = [emu, hass]
+        log(f"emulator on {emulator_url} (log: {demo_dir / 'emulator.log'})")
+        log(f"Home Assistant starting on {base} (log: {demo_dir / 'hass.log'})")
+        wait_for(
+            "the emulator",
+            lambda: http("GET", f"{emulator_url}/_emulator/state", timeout=2)[0] == 200,
+            30,
+            processes,
+        )
+        wait_for(
+            "Home Assistant's login page",
+            lambda: http("GET", f"{base}/auth/providers", timeout=5)[0] == 200,
+            180,
+            processes,
+        )
+        token = login(base)
+        wait_for(
+            "Home Assistant to finish starting",
+            lambda: (
+                http("GET", f"{base}/api/config", token=token, timeout=5)[1].get(
+                    "state"
+                )
+                == "RUNNING"
+            ),
+            180,
+            processes,
+        )
+        log(f"Home Assistant running after {time.monotonic() - started:.0f} s")
+        has_entry = keep and any(
+            entry.get("domain") == "sprecord"
+            for entry in http(
+                "GET", f"{base}/api/config/config_entries/entry", token=token
+            )[1]
+        )
+        if not args.no_entry and not has_entry:
+            add_entry(base, token, emulator_url)
+            log("added the SpRecord MiniPBX entry through the config flow")
+        if args.ready_file:
+            write_json(
+                args.ready_file,
+                {
+                    "hass_url": base,
+                    "emulator_url": emulator_url,
+                    "username": USERNAME,
+                    "password": PASSWORD,
+                    "api_key": API_KEY,
+                    "token": token,
+                },
+            )
+        if args.check:
+            check(base, token, args.timeout, processes, started)
+            return 0
+        print(
+            f"""
+  SpRecord MiniPBX demo is running.
+
+  Home Assistant   {base}/   (dashboard: {base}/lovelace/office)
+  login            {USERNAME} / {PASSWORD}
+  emulator         {emulator_url}   API key: {API_KEY}
+  inject a call    curl -X POST {emulator_url}/_emulator/events -d \\
+                   '{{"event_type":"incoming_call","payload":{{"call_id":1,\
+"call_src":"+79161234567","call_dst":"101","trunk":"GSM1"}}}}'
+  logs             {demo_dir}/hass.log, emulator.log
+
+  Ctrl-C stops both.
+""",
+            flush=True,
+        )
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+        dead = next(p for p in processes if p.poll() is not None)
+        raise DemoError(f"{Path(str(dead.args[0])).name} exited ({dead.returncode})")
+
+
+def check(
+    base: str,
+    token: str,
+    timeout: float,
+    processes: list[subprocess.Popen[bytes]],
+    started: float,
+) -> None:
+    """Wait until a call and an SMS of the scenario show in Home Assistant."""
+    seen: dict[str, str] = {}
+
+    def probe() -> bool:
+        call = state_of(base, token, CALL_STATE)
+        if call and call["state"] not in {"idle", *NOT_A_VALUE}:
+            seen.setdefault("call", call["state"])
+        sms = state_of(base, token, LAST_SMS)
+        if sms and sms["state"] not in NOT_A_VALUE:
+            seen.setdefault("sms", sms["state"])
+        return "call" in seen and "sms" in seen
+
+    try:
+        wait_for("a call and an SMS", probe, timeout, processes)
+    except DemoError as err:
+        missing = [name for name in ("call", "sms") if name not in seen]
+        raise DemoError(f"{err}; never seen: {', '.join(missing)}") from err
+    log(f"call state went to {seen['call']!r}")
+    log(f"SMS arrived: {seen['sms'][:60]!r}")
+    log(f"check passed after {time.monotonic() - started:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; return the exit status."""
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Also when started in the background, where SIGINT comes in ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        log("stopped")
+        return 0 if not args.check else 130
+    except (DemoError, subprocess.CalledProcessError) as err:
+        log(f"FAILED: {err}")
+        for name in ("hass.log", "emulator.log"):
+            path = args.dir / name
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-15:]
+                print(f"--- last lines of {path}", *tail, sep="\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,428 @@
+"""The real-browser journey: a user sets up the integration and sees a call.
+
+Started by `scripts/e2e` with `.venv-e2e` (selenium); it runs the demo of
+`scripts/demo.py` (with `.venv`) without an entry and without a scenario in
+`.demo/e2e`, then drives Debian's Chromium:
+
+1. log in as the demo user;
+2. add the integration (Settings → Devices & services → Add integration):
+   a wrong API key first, whose error must show, then the right one;
+3. open the PBX's device page;
+4. inject an incoming call through the emulator's control API and see the
+   call state "Ringing" on the dashboard;
+5. switch the user's language to Russian and see "Входящий вызов".
+
+Screenshots go to `docs/screenshots/`. Exit 0 on success, 1 with the failed
+step otherwise (and a screenshot `.demo/e2e/failure.png`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+import contextlib
+import json
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_DIR = ROOT / ".demo" / "e2e"
+READY = RUN_DIR / "ready.json"
+SHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+WRONG_KEY_ERROR = "The server refused the API key"
+RINGING_EN = "Ringing"
+RINGING_RU = "Входящий вызов"
+CALL = {
+    "event_type": "incoming_call",
+    "payload": {
+        "call_id": 1,
+        "call_src": "+79161234567",
+        "call_dst": "101",
+        "trunk": "GSM1",
+    },
+}
+
+# Helpers for pages built of shadow roots (the Home Assistant frontend).
+DEEP_JS = """
+const deepAll = (selector, start = document) => {
+  const found = [];
+  const walk = (root) => {
+    root.querySelectorAll(selector).forEach((e) => found.push(e));
+    root.querySelectorAll('*').forEach((e) => {
+      if (e.shadowRoot) walk(e.shadowRoot);
+    });
+  };
+  walk(start);
+  return found;
+};
+const visible = (e) => {
+  const r = e.getBoundingClientRect();
+  return r.width > 0 && r.height > 0;
+};
+const deepText = () => {
+  const parts = [];
+  const walk = (node) => {
+    if (node.nodeType === Node.TEXT_NODE) { parts.push(node.textContent); return; }
+    if (node.nodeName === 'STYLE' || node.nodeName === 'SCRIPT') return;
+    if (node.shadowRoot) walk(node.shadowRoot);
+    node.childNodes.forEach(walk);
+  };
+  walk(document.body);
+  return parts.join(' ').replace(/\\s+/g, ' ');
+};
+"""
+
+
+class JourneyError(Exception):
+    """A step of the journey failed."""
+
+
+def log(message: str) -> None:
+    """Print a progress line."""
+    print(f"scripts/e2e: {message}", flush=True)
+
+
+class Browser:
+    """A Chromium driven by chromedriver, with helpers for shadow DOM."""
+
+    def __init__(self, profile: str) -> None:
+        """Start Chromium with a fresh profile in `profile`."""
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,900",
+            "--lang=en-US",
+            f"--user-data-dir={profile}",
+        ):
+            options.add_argument(flag)
+        self.driver = webdriver.Chrome(
+            options=options, service=Service(executable_path=CHROMEDRIVER)
+        )
+        self.driver.set_page_load_timeout(60)
+
+    def js(self, body: str, *args: Any) -> Any:
+        """Run `body` with the shadow DOM helpers defined."""
+        return self.driver.execute_script(DEEP_JS + body, *args)
+
+    def text(self) -> str:
+        """Return all text of the page, shadow roots included."""
+        return str(self.js("return deepText();"))
+
+    def wait(self, what: str, probe: Callable[[], Any], timeout: float = 30) -> Any:
+        """Call `probe` until it returns something true."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(WebDriverException):
+                result = probe()
+                if result:
+                    return result
+            if time.monotonic() > deadline:
+                raise JourneyError(
+                    f"timed out after {timeout:.0f} s waiting for {what}"
+                )
+            time.sleep(0.3)
+
+    def wait_text(self, text: str, timeout: float = 30) -> None:
+        """Wait until `text` shows on the page."""
+        self.wait(repr(text), lambda: text in self.text(), timeout)
+
+    def field(self, selector: str, within: str = "", timeout: float = 30) -> WebElement:
+        """Wait for the visible input matching `selector`, in any shadow root.
+
+        With `within` (a tag), only inside the first element of that tag.
+        """
+        return self.wait(
+            f"the field {selector}",
+            lambda: self.js(
+                """
+                const [selector, within] = arguments;
+                const host = within ? deepAll(within)[0] : document;
+                if (!host) return null;
+                return deepAll(selector, host.shadowRoot || host).find(visible)
+                  || null;
+                """,
+                selector,
+                within,
+            ),
+            timeout,
+        )
+
+    def fill(self, selector: str, value: str, within: str = "") -> None:
+        """Replace the value of a field, typing as a user does."""
+        field = self.field(selector, within)
+        field.click()
+        # Empty it as the frontend sees it (an input event), then type.
+        self.js(
+            "arguments[0].value = '';"
+            "arguments[0].dispatchEvent("
+            "new Event('input', {bubbles: true, composed: true}));",
+            field,
+        )
+        field.send_keys(value)
+        if field.get_property("value") != value:
+            raise JourneyError(f"could not type into {selector}")
+
+    def click_button(self, labels: tuple[str, ...], timeout: float = 30) -> str:
+        """Click the visible button whose text is one of `labels`."""
+        return str(
+            self.wait(
+                f"a button {' or '.join(labels)}",
+                lambda: self.js(
+                    """
+                    const labels = arguments[0];
+                    const button = deepAll('mwc-button, ha-button, ha-fab, button')
+                      .filter(visible)
+                      .find((b) => labels.includes(b.textContent.trim())
+                        || labels.includes((b.getAttribute('label') || '').trim()));
+                    if (!button) return null;
+                    button.click();
+                    return button.textContent.trim() || button.getAttribute('label');
+                    """,
+                    list(labels),
+                ),
+                timeout,
+            )
+        )
+
+    def shot(self, name: str, folder: Path = SHOTS) -> Path:
+        """Save a screenshot (to docs/screenshots/ unless told)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        self.driver.save_screenshot(str(path))
+        log(f"screenshot {path.relative_to(ROOT)}")
+        return path
+
+
+def post_json(url: str, body: Any) -> Any:
+    """POST JSON to the emulator's control API."""
+    request = urllib.request.Request(  # noqa: S310 (http to 127.0.0.1 only)
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def journey(browser: Browser, demo: dict[str, str]) -> None:
+    """Walk the user's journey; raise JourneyError at the first failed step."""
+    hass, emulator = demo["hass_url"], demo["emulator_url"]
+    driver = browser.driver
+
+    log("1. log in")
+    driver.get(f"{hass}/")
+    browser.wait("the login page", lambda: "/auth/authorize" in driver.current_url)
+    browser.fill("input[name=username], input[autocomplete=username]", "demo")
+    browser.fill("input[type=password]", demo["password"])
+    browser.field("input[type=password]").send_keys(Keys.ENTER)
+    browser.wait(
+        "the logged-in frontend",
+        lambda: (
+            "/auth/authorize" not in driver.current_url
+            and browser.js(
+                "const h = document.querySelector('home-assistant');"
+                "return !!(h && h.hass && h.hass.user);"
+            )
+        ),
+        60,
+    )
+
+    log("2. add the integration: a wrong key, then the right one")
+    driver.get(f"{hass}/config/integrations/dashboard")
+    browser.click_button(("Add integration", "Add Integration"))
+    browser.fill("input", "SpRecord", within="dialog-add-integration")
+    browser.wait(
+        "SpRecord MiniPBX in the list",
+        lambda: browser.js(
+            """
+            const item = deepAll('ha-integration-list-item').filter(visible).find(
+              (e) => e.integration && e.integration.name === 'SpRecord MiniPBX');
+            return !!item;
+            """
+        ),
+    )
+    browser.shot("add-integration.png")
+    browser.js(
+        """
+        deepAll('ha-integration-list-item').filter(visible).find(
+          (e) => e.integration && e.integration.name === 'SpRecord MiniPBX').click();
+        """
+    )
+    browser.fill("input[name=url]", emulator)
+    browser.fill("input[name=api_key]", "not-the-key")
+    browser.click_button(("Submit", "Next"))
+    browser.wait_text(WRONG_KEY_ERROR)
+    browser.shot("config-flow-error.png")
+    browser.fill("input[name=api_key]", demo["api_key"])
+    browser.click_button(("Submit", "Next"))
+    browser.wait_text("SpRecord MiniPBX")
+    browser.wait(
+        "the entry to be created",
+        lambda: (
+            "Created configuration" in browser.text() or "Success" in browser.text()
+        ),
+        60,
+    )
+    browser.shot("config-flow-done.png")
+    with contextlib.suppress(JourneyError):
+        browser.click_button(("Finish",), timeout=10)
+
+    log("3. open the PBX's device page")
+    device_id = browser.wait(
+        "the PBX device",
+        lambda: browser.js(
+            """
+            const devices = document.querySelector('home-assistant').hass.devices;
+            const pbx = Object.values(devices).find(
+              (d) => d.manufacturer === 'SpRecord' && d.model === 'MiniPBX');
+            return pbx ? pbx.id : null;
+            """
+        ),
+    )
+    driver.get(f"{hass}/config/devices/device/{device_id}")
+    browser.wait_text("Call state")
+    browser.wait_text("Connected", timeout=30)
+    time.sleep(1)
+    browser.shot("device.png")
+
+    log("4. an incoming call rings on the dashboard")
+    driver.get(f"{hass}/lovelace/office")
+    browser.wait_text("Calls")
+    post_json(f"{emulator}/_emulator/events", CALL)
+    browser.wait_text(RINGING_EN)
+    browser.wait_text("+79161234567")
+    time.sleep(1)
+    browser.shot("dashboard-ringing.png")
+
+    log("5. in Russian")
+    browser.js(
+        "document.querySelector('home-assistant').dispatchEvent("
+        "new CustomEvent('hass-language-select', {detail: 'ru'}));"
+    )
+    try:
+        browser.wait_text(RINGING_RU, timeout=30)
+    except JourneyError:
+        log("the language event did not switch; trying the stored language")
+        browser.js("localStorage.setItem('selectedLanguage', '\"ru\"');")
+        driver.refresh()
+        browser.wait_text(RINGING_RU, timeout=60)
+    time.sleep(1)
+    browser.shot("dashboard-ru.png")
+
+
+def start_demo() -> subprocess.Popen[bytes]:
+    """Start the demo without an entry; return its process."""
+    READY.unlink(missing_ok=True)
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    with (RUN_DIR / "demo.log").open("wb") as out:
+        return subprocess.Popen(
+            [
+                str(ROOT / os.environ.get("SPRECORD_VENV", ".venv") / "bin" / "python"),
+                str(ROOT / "scripts" / "demo.py"),
+                "--dir",
+                str(RUN_DIR),
+                "--no-entry",
+                "--no-scenario",
+                "--ready-file",
+                str(READY),
+            ],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_demo(process: subprocess.Popen[bytes]) -> None:
+    """Stop the demo and wait for it (it stops its own processes)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_ready(process: subprocess.Popen[bytes], timeout: float) -> dict[str, str]:
+    """Wait for the demo's ready file."""
+    deadline = time.monotonic() + timeout
+    while not READY.exists():
+        if process.poll() is not None:
+            raise JourneyError(
+                f"the demo exited with {process.returncode}; see .demo/e2e/demo.log"
+            )
+        if time.monotonic() > deadline:
+            raise JourneyError(f"the demo was not ready after {timeout:.0f} s")
+        time.sleep(0.5)
+    return dict(json.loads(READY.read_text()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the journey; return the exit status."""
+    parser = argparse.ArgumentParser(prog="scripts/e2e", description=__doc__)
+    parser.add_argument(
+        "--timeout", type=float, default=240, help="seconds for the demo to start"
+    )
+    args = parser.parse_args(argv)
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).exists():
+            log(f"FAILED: {path} is missing (apt-get install chromium chromium-driver)")
+            return 1
+    started = time.monotonic()
+    process = start_demo()
+    browser = None
+    profile = tempfile.mkdtemp(prefix="sprecord-e2e-chromium-")
+    try:
+        demo = wait_ready(process, args.timeout)
+        log(f"demo ready after {time.monotonic() - started:.0f} s: {demo['hass_url']}")
+        browser = Browser(profile)
+        journey(browser, demo)
+    except (JourneyError, WebDriverException, OSError) as err:
+        log(f"FAILED: {err}".splitlines()[0])
+        if browser is not None:
+            with contextlib.suppress(WebDriverException):
+                browser.shot("failure.png", RUN_DIR)
+                log(f"on {browser.driver.current_url}")
+        log("logs: .demo/e2e/demo.log, hass.log, emulator.log")
+        return 1
+    finally:
+        if browser is not None:
+            with contextlib.suppress(WebDriverException):
+                browser.driver.quit()
+        stop_demo(process)
+        shutil.rmtree(profile, ignore_errors=True)
+    log(f"journey passed in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
