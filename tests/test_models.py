@@ -153,6 +153,7 @@ def test_sms_with_russian_text_and_zoned_date() -> None:
         ("", None),
         (None, None),
         (-5, "-5"),
+        (10**309, str(10**309)),  # past the float range: no date, kept as text
         ("nan", "nan"),
     ],
 )

@@ -321,6 +321,10 @@ class _Payload:
 
 def _from_timestamp(value: float) -> datetime | None:
     """Read Unix seconds (or milliseconds, as some servers send) as UTC."""
+    try:
+        value = float(value)  # an integer past the float range cannot be a date
+    except OverflowError:
+        return None
     if not math.isfinite(value) or value < 0:
         return None
     if value > 1e11:  # after the year 5138 in seconds: must be milliseconds
