@@ -22,6 +22,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.sprecord.api import SpRecordClient
 from custom_components.sprecord.config_flow import account_id
 from custom_components.sprecord.const import (
     CONF_CALL_TIMEOUT,
@@ -420,3 +421,23 @@ async def test_options_switch_to_webhook_when_reachable(
     await hass.async_block_till_done()
     await wait_until(lambda: emulator.hooks.get("demo") is not None)
     assert setup_entry.runtime_data.coordinator.transport == TRANSPORT_BOTH
+
+
+async def test_webhook_mode_starts_while_other_clients_hold_every_stream(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        client = SpRecordClient(session, emulator.url, "demo")
+        others = [await client.connect() for _ in range(3)]
+        entry = make_entry(emulator, TRANSPORT_WEBHOOK)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await wait_until(lambda: emulator.hooks.get("demo") is not None)
+        emulator.emit("incoming_call", call(1))
+        await wait_for_state(hass, CALL_STATE, "ringing")
+        for stream in others:
+            stream.close()
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -249,6 +249,11 @@ class SpRecordCoordinator:
                 translation_domain=DOMAIN, translation_key="invalid_auth"
             ) from err
         except TooManyConnectionsError as err:
+            if not keep_open:
+                # The key passed (the server counts streams after it checks
+                # the key) and webhook mode needs no stream of its own.
+                self._link_up()
+                return
             self._raise_busy_issue()
             raise ConfigEntryNotReady(
                 translation_domain=DOMAIN, translation_key="too_many_connections"
