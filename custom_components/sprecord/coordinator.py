@@ -409,8 +409,8 @@ class SpRecordCoordinator:
 
     @callback
     def _mark_unavailable(self) -> None:
-        if not self._outage_logged:
-            self._outage_logged = True
+        """Show the link as down; its return will be logged."""
+        self._outage_logged = True
         self.connected = self.available = False
         self._touch(TOPIC_LINK)
 
