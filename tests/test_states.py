@@ -229,6 +229,13 @@ async def test_every_event_goes_on_the_bus_unknown_types_too(
         "call_end",
     ]
     assert bus[2].data["payload"] == {"box": "101", "seconds": 12}
+    # Diagnostics count types by name, within a bound whatever the server sends.
+    for number in range(40):
+        emulator.emit(f"future_type_{number}")
+    stats = setup_entry.runtime_data.coordinator.stats
+    await wait_until(lambda: sum(stats.events_by_type.values()) == 44)
+    assert len(stats.events_by_type) == 33
+    assert stats.events_by_type["(other types)"] == 12
     device = dr.async_get(hass).async_get_device({(DOMAIN, setup_entry.unique_id)})
     assert device is not None
     assert {e.data["device_id"] for e in bus} == {device.id}

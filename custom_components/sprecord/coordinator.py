@@ -64,6 +64,10 @@ STREAM_READ_TIMEOUT = 90.0
 LINK_GRACE = 30.0
 """A drop shorter than this is not shown: no log, no unavailable entities."""
 
+MAX_COUNTED_TYPES = 32
+"""Event types counted by name in diagnostics; more go under `OTHER_TYPES`."""
+OTHER_TYPES = "(other types)"
+
 TOPIC_CALLS = "calls"
 TOPIC_ENDED = "ended"
 TOPIC_SMS = "sms"
@@ -457,7 +461,11 @@ class SpRecordCoordinator:
             return
         now = dt_util.utcnow()
         stats.last_event = now
-        stats.events_by_type[event.type] += 1
+        by_type = stats.events_by_type
+        if event.type in by_type or len(by_type) < MAX_COUNTED_TYPES:
+            by_type[event.type] += 1
+        else:
+            by_type[OTHER_TYPES] += 1
         self._learn_device_id(event.device_id)
 
         change: CallChange | None = None
