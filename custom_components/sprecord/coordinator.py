@@ -110,6 +110,14 @@ class LinkStats:
     events_by_type: Counter[str] = field(default_factory=Counter)
     events_by_transport: Counter[str] = field(default_factory=Counter)
 
+    def count_type(self, event_type: str) -> None:
+        """Count an event by its type, within a bound on the number of types."""
+        by_type = self.events_by_type
+        if event_type in by_type or len(by_type) < MAX_COUNTED_TYPES:
+            by_type[event_type] += 1
+        else:
+            by_type[OTHER_TYPES] += 1
+
     def as_dict(self) -> dict[str, Any]:
         """Return the figures, JSON-friendly."""
         return {
@@ -461,11 +469,7 @@ class SpRecordCoordinator:
             return
         now = dt_util.utcnow()
         stats.last_event = now
-        by_type = stats.events_by_type
-        if event.type in by_type or len(by_type) < MAX_COUNTED_TYPES:
-            by_type[event.type] += 1
-        else:
-            by_type[OTHER_TYPES] += 1
+        stats.count_type(event.type)
         self._learn_device_id(event.device_id)
 
         change: CallChange | None = None
