@@ -21,7 +21,6 @@ from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 import itertools
 import json
-import logging
 import random
 from typing import Any, Literal
 
@@ -30,8 +29,6 @@ from aiohttp import web
 from .errors import json_error
 from .scenarios import SCENARIOS, Step
 from .webhooks import HookRegistry
-
-_LOGGER = logging.getLogger(__name__)
 
 DEFAULT_DEVICE_ID = (
     "Y7d6hP0mjNBI+WBT+yptpgY7uY+zX1Oumg9CQ7nr7HACJHy9Fg8IhCr41wO3j0Jl7zUU="

@@ -173,3 +173,14 @@ async def test_removing_the_entry_deletes_its_saved_state(
     await hass.async_block_till_done()
     assert f"{DOMAIN}.{setup_entry.entry_id}" not in hass_storage
     await wait_until(lambda: emulator.open_streams() == 0)
+
+
+async def test_restart_keeps_an_sms_date_as_it_came(
+    hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
+) -> None:
+    for text, date in (("a", "вчера вечером"), ("b", "2026-11-27T10:15:00+03:00")):
+        emulator.emit("incoming_sms", {**SMS, "text": text, "date": date})
+        await wait_until(lambda t=text: hass.states.get(LAST_SMS).state == t)
+        await reload(hass, setup_entry)
+        await wait_until(lambda: emulator.open_streams() == 1)
+        assert hass.states.get(LAST_SMS).attributes["date"] == date

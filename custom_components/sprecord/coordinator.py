@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import random
@@ -91,6 +92,33 @@ class SmsMessage:
     line: str
     date: datetime | str | None
     received: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the SMS as JSON-friendly attributes (also what is saved)."""
+        return {
+            "text": self.text,
+            "sender": self.sender,
+            "line": self.line,
+            "date": self.date.isoformat()
+            if isinstance(self.date, datetime)
+            else self.date,
+            "received": self.received.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SmsMessage:
+        """Rebuild an SMS saved with `as_dict()`."""
+        date = data.get("date")
+        if isinstance(date, str):
+            with contextlib.suppress(ValueError):  # the server's own text
+                date = datetime.fromisoformat(date)
+        return cls(
+            sender=data["sender"],
+            text=data["text"],
+            line=data["line"],
+            date=date,
+            received=datetime.fromisoformat(data["received"]),
+        )
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -119,14 +118,7 @@ def _sms_attributes(coordinator: SpRecordCoordinator) -> dict[str, Any]:
     sms = coordinator.last_sms
     if sms is None:
         return {"text": None, "sender": None, "line": None, "date": None}
-    date = sms.date.isoformat() if isinstance(sms.date, datetime) else sms.date
-    return {
-        "text": sms.text,
-        "sender": sms.sender,
-        "line": sms.line,
-        "date": date,
-        "received": sms.received.isoformat(),
-    }
+    return sms.as_dict()
 
 
 PBX_SENSORS: tuple[SpRecordSensorDescription, ...] = (

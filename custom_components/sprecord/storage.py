@@ -6,7 +6,6 @@ and a call shown as ringing that no longer rings is worse than none.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import HomeAssistant
@@ -64,17 +63,7 @@ def _dump(coordinator: SpRecordCoordinator) -> dict[str, Any]:
         "last_call": tracker.last_call.as_dict() if tracker.last_call else None,
         "last_missed": tracker.last_missed.as_dict() if tracker.last_missed else None,
         "lines": list(tracker.lines),
-        "last_sms": None
-        if sms is None
-        else {
-            "sender": sms.sender,
-            "text": sms.text,
-            "line": sms.line,
-            "date": sms.date.isoformat()
-            if isinstance(sms.date, datetime)
-            else sms.date,
-            "received": sms.received.isoformat(),
-        },
+        "last_sms": None if sms is None else sms.as_dict(),
     }
 
 
@@ -89,20 +78,4 @@ def _restore(coordinator: SpRecordCoordinator, data: dict[str, Any]) -> None:
     for line in data.get("lines", []):
         tracker.note_line(str(line))
     if sms := data.get("last_sms"):
-        coordinator.last_sms = SmsMessage(
-            sender=sms["sender"],
-            text=sms["text"],
-            line=sms["line"],
-            date=_sms_date(sms.get("date")),
-            received=datetime.fromisoformat(sms["received"]),
-        )
-
-
-def _sms_date(value: str | None) -> datetime | str | None:
-    """Read a saved SMS date: a datetime when it was one."""
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return value
+        coordinator.last_sms = SmsMessage.from_dict(sms)
