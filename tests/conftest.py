@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+import logging
+import platform
+import re
 import sys
 from unittest.mock import PropertyMock, patch
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_API_KEY, CONF_URL
+from homeassistant.const import CONF_API_KEY, CONF_URL, __version__ as HA_VERSION  # noqa: N812
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -23,6 +26,61 @@ from custom_components.sprecord.const import DOMAIN
 from emulator import SpRecordEmulator
 
 from .helpers import wait_until
+
+OUR_CODE = re.compile(
+    r"custom_components/sprecord\b|integration '?sprecord\b|\bsprecord'"
+)
+"""A log message that names this integration or a file of it."""
+DEPRECATION = re.compile(
+    r"stop working in Home Assistant|deprecated|will be removed", re.IGNORECASE
+)
+"""Home Assistant's wording for a deprecation report (helpers.frame and
+helpers.deprecation)."""
+
+
+class DeprecationReports(logging.Handler):
+    """Collect Home Assistant's deprecation reports that name our code."""
+
+    def __init__(self) -> None:
+        """Collect from WARNING up."""
+        super().__init__(logging.WARNING)
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record when it is a report about this integration."""
+        if not record.name.startswith("homeassistant"):
+            return
+        message = record.getMessage()
+        if DEPRECATION.search(message) and OUR_CODE.search(message):
+            self.reports.append(f"{record.name}: {message}")
+
+
+def pytest_report_header() -> str:
+    """Name the Home Assistant and the Python the suite runs on."""
+    return f"Home Assistant {HA_VERSION} on Python {platform.python_version()}"
+
+
+@pytest.fixture(autouse=True)
+def _no_deprecation_reports() -> Iterator[DeprecationReports]:
+    """Fail a test during which Home Assistant reports our code as deprecated.
+
+    Home Assistant logs such a report ("... will stop working in Home
+    Assistant 2026.12 ...") long before the call breaks; only running on the
+    newest release shows them, and this makes them failures at both ends.
+    """
+    handler = DeprecationReports()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+    if handler.reports:
+        pytest.fail(
+            "Home Assistant reported our code as deprecated:\n"
+            + "\n".join(handler.reports),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)

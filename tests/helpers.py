@@ -7,6 +7,8 @@ from collections.abc import Callable
 import os
 
 from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.device_registry import DeviceEntry
 
 
 async def wait_until(condition: Callable[[], object], timeout: float = 3.0) -> None:
@@ -33,3 +35,27 @@ async def wait_for_state(
     result = hass.states.get(entity_id)
     assert result is not None
     return result
+
+
+def device_with(hass: HomeAssistant, identifier: tuple[str, str]) -> DeviceEntry:
+    """Return the registered device that has `identifier`.
+
+    Looked up through the config entries of the integration: the lookup call
+    Home Assistant offers differs between 2025.4 (`async_get_device`) and the
+    newest release, which also deprecates reading `devices` as a mapping.
+    """
+    registry = dr.async_get(hass)
+    for entry in hass.config_entries.async_entries(identifier[0]):
+        for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
+            if identifier in device.identifiers:
+                return device
+    raise LookupError(f"no device with {identifier}")
+
+
+def has_device(hass: HomeAssistant, identifier: tuple[str, str]) -> bool:
+    """Tell whether a device with `identifier` is registered."""
+    try:
+        device_with(hass, identifier)
+    except LookupError:
+        return False
+    return True

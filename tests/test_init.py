@@ -10,11 +10,17 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.sprecord.const import CONF_CALL_TIMEOUT, CONF_DEVICE_ID, DOMAIN
+from custom_components.sprecord.const import (
+    CONF_CALL_TIMEOUT,
+    CONF_DEVICE_ID,
+    CONF_TRANSPORT,
+    DOMAIN,
+    TRANSPORT_SSE,
+)
 from custom_components.sprecord.storage import STORAGE_VERSION
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
-from .helpers import wait_for_state, wait_until
+from .helpers import device_with, has_device, wait_for_state, wait_until
 from .test_states import (
     CALL_STATE,
     GSM1,
@@ -113,11 +119,35 @@ async def test_pbx_id_is_learned_from_the_first_event(
 async def test_options_change_reloads_with_the_new_call_timeout(
     hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
 ) -> None:
-    hass.config_entries.async_update_entry(setup_entry, options={CONF_CALL_TIMEOUT: 30})
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 30}
+    )
     await hass.async_block_till_done()
     await wait_until(lambda: emulator.stats.connects == 2)
     tracker = setup_entry.runtime_data.tracker
     assert tracker.call_timeout.total_seconds() == 30 * 60
+
+    # The same options again: nothing to reload.
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 30}
+    )
+    await hass.async_block_till_done()
+    assert emulator.stats.connects == 2
+    assert setup_entry.runtime_data.tracker is tracker
+
+
+async def test_data_changes_by_the_integration_do_not_reload(
+    hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
+) -> None:
+    tracker = setup_entry.runtime_data.tracker
+    hass.config_entries.async_update_entry(
+        setup_entry, data={**setup_entry.data, CONF_DEVICE_ID: "another"}
+    )
+    await hass.async_block_till_done()
+    assert emulator.stats.connects == 1
+    assert setup_entry.runtime_data.tracker is tracker
 
 
 async def test_a_line_can_be_removed_and_comes_back_when_used(
@@ -131,10 +161,8 @@ async def test_a_line_can_be_removed_and_comes_back_when_used(
     assert await async_setup_component(hass, "config", {})
     emulator.emit("incoming_call", call(1, trunk="GSM1"))
     await wait_for_state(hass, GSM1, "ringing")
-    line = device_registry.async_get_device(
-        {(DOMAIN, f"{setup_entry.unique_id}_line_GSM1")}
-    )
-    pbx = device_registry.async_get_device({(DOMAIN, setup_entry.unique_id)})
+    line = device_with(hass, (DOMAIN, f"{setup_entry.unique_id}_line_GSM1"))
+    pbx = device_with(hass, (DOMAIN, setup_entry.unique_id))
     client = await hass_ws_client(hass)
 
     async def remove(device_id: str) -> bool:
@@ -156,9 +184,7 @@ async def test_a_line_can_be_removed_and_comes_back_when_used(
     emulator.emit("call_end", end(1))
     emulator.emit("incoming_call", call(2, trunk="GSM1"))
     await wait_for_state(hass, GSM1, "ringing")
-    assert device_registry.async_get_device(
-        {(DOMAIN, f"{setup_entry.unique_id}_line_GSM1")}
-    )
+    assert has_device(hass, (DOMAIN, f"{setup_entry.unique_id}_line_GSM1"))
 
 
 async def test_removing_the_entry_deletes_its_saved_state(

@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.sprecord.const import DOMAIN, EVENT_SPRECORD
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
-from .helpers import wait_for_state, wait_until
+from .helpers import device_with, wait_for_state, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -236,7 +236,7 @@ async def test_every_event_goes_on_the_bus_unknown_types_too(
     await wait_until(lambda: sum(stats.events_by_type.values()) == 44)
     assert len(stats.events_by_type) == 33
     assert stats.events_by_type["(other types)"] == 12
-    device = dr.async_get(hass).async_get_device({(DOMAIN, setup_entry.unique_id)})
+    device = device_with(hass, (DOMAIN, setup_entry.unique_id))
     assert device is not None
     assert {e.data["device_id"] for e in bus} == {device.id}
     pbx = hass.states.get(PBX_EVENT)
@@ -295,10 +295,8 @@ async def test_lines_become_sub_devices_of_the_pbx(
 ) -> None:
     emulator.emit("incoming_call", call(1, trunk="GSM1"))
     await wait_for_state(hass, GSM1, "ringing")
-    pbx = device_registry.async_get_device({(DOMAIN, setup_entry.unique_id)})
-    line = device_registry.async_get_device(
-        {(DOMAIN, f"{setup_entry.unique_id}_line_GSM1")}
-    )
+    pbx = device_with(hass, (DOMAIN, setup_entry.unique_id))
+    line = device_with(hass, (DOMAIN, f"{setup_entry.unique_id}_line_GSM1"))
     assert pbx is not None
     assert line is not None
     assert line.via_device_id == pbx.id

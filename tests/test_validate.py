@@ -360,3 +360,42 @@ def test_download_failure_warns_unless_strict(
     assert "WARN forward compatibility" in capsys.readouterr().out
     assert not validate.run(COMPONENT, HACS, forward=offline, strict=True)
     assert "FAIL forward compatibility" in capsys.readouterr().out
+
+
+def test_a_rule_the_release_adds_is_required(tmp_path: Path, component: Path) -> None:
+    release = fake_release(tmp_path / "wheel")
+    ours = (component / "quality_scale.yaml").read_text(encoding="utf-8")
+    for number in range(validate.QUALITY_RULE_QUORUM):
+        folder = release / "homeassistant" / "components" / f"core{number}"
+        folder.mkdir(parents=True)
+        (folder / "quality_scale.yaml").write_text(
+            "rules:\n  brands: done\n  docs-new-rule: done\n", encoding="utf-8"
+        )
+    (release / "homeassistant" / "components" / "broken").mkdir()
+    (
+        release / "homeassistant" / "components" / "broken" / "quality_scale.yaml"
+    ).write_text("rules: [", encoding="utf-8")
+    tree = validate.SourceTree(release)
+
+    missing = (
+        "quality_scale.yaml: missing rule docs-new-rule, which 5 core integrations"
+        " of this release name"
+    )
+    assert validate.check_rules_of_release(component, tree) == [missing]
+    (component / "quality_scale.yaml").write_text(
+        ours + "  docs-new-rule: done\n", encoding="utf-8"
+    )
+    assert validate.check_rules_of_release(component, tree) == []
+    wheel = tmp_path / "homeassistant-2099.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for file in release.rglob("*"):
+            if file.is_file():
+                archive.write(file, file.relative_to(release).as_posix())
+    (component / "quality_scale.yaml").write_text(ours, encoding="utf-8")
+    assert (
+        len(validate.check_rules_of_release(component, validate.SourceTree(wheel))) == 1
+    )
+    (component / "quality_scale.yaml").unlink()
+    assert validate.check_rules_of_release(component, tree) == [
+        "quality_scale.yaml: cannot be read"
+    ]

@@ -18,6 +18,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 
 from . import coordinator as coordinator_module
 from .api import ProtocolError, SpRecordClient
+from .compat import NEEDS_OPTIONS_LISTENER
 from .const import (
     CONF_CALL_TIMEOUT,
     CONF_TRANSPORT,
@@ -85,14 +86,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
         )
         coordinator.webhook.async_start()
         entry.async_on_unload(coordinator.webhook.async_stop)
-    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    if NEEDS_OPTIONS_LISTENER:
+        entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
 
 
 async def _async_options_updated(
     hass: HomeAssistant, entry: SpRecordConfigEntry
 ) -> None:
-    """Reload when the options change (data changes need no reload)."""
+    """Reload when the options change (data changes need no reload).
+
+    Only where Home Assistant has no `OptionsFlowWithReload` (see compat.py).
+    """
     if entry.options != entry.runtime_data.coordinator.options:
         hass.config_entries.async_schedule_reload(entry.entry_id)
 

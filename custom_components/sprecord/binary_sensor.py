@@ -9,7 +9,7 @@ from homeassistant.components.binary_sensor import (
 )
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import SpRecordConfigEntry
 from .entity import SpRecordEntity
@@ -27,7 +27,7 @@ CONNECTED = BinarySensorEntityDescription(
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: SpRecordConfigEntry,
-    async_add_entities: AddEntitiesCallback,
+    async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the connectivity sensor."""
     async_add_entities(

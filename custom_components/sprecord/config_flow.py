@@ -33,6 +33,7 @@ from .api import (
     TooManyConnectionsError,
     normalize_base_url,
 )
+from .compat import OptionsFlowBase
 from .const import (
     CONF_CALL_TIMEOUT,
     CONF_TRANSPORT,
@@ -230,8 +231,8 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_update_reload_and_abort(entry, data_updates=changes)
 
 
-class SpRecordOptionsFlow(OptionsFlow):
-    """Tune how calls are followed."""
+class SpRecordOptionsFlow(OptionsFlowBase):
+    """Tune how calls are followed; saving changed options reloads the entry."""
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None

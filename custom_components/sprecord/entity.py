@@ -8,6 +8,7 @@ from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 
+from .compat import via_device_info
 from .const import DOMAIN, MANUFACTURER, MODEL
 from .coordinator import TOPIC_LINK, SpRecordConfigEntry, SpRecordCoordinator
 
@@ -28,16 +29,22 @@ def pbx_device_info(entry: SpRecordConfigEntry) -> DeviceInfo:
     )
 
 
-def line_device_info(entry: SpRecordConfigEntry, trunk: str) -> DeviceInfo:
-    """Return the device info of one line (trunk), under the PBX."""
-    return DeviceInfo(
+def line_device_info(
+    entry: SpRecordConfigEntry, trunk: str, pbx_device_id: str | None
+) -> DeviceInfo:
+    """Return the device info of one line (trunk), under the PBX.
+
+    `pbx_device_id` is the PBX's id in the device registry.
+    """
+    info = DeviceInfo(
         identifiers={(DOMAIN, f"{entry.unique_id}{_LINE_MARK}{trunk}")},
-        via_device=_pbx_identifier(entry),
         manufacturer=MANUFACTURER,
         model="GSM line",
         translation_key="line",
         translation_placeholders={"line": trunk},
     )
+    info.update(via_device_info(_pbx_identifier(entry), pbx_device_id))
+    return info
 
 
 def line_from_identifiers(
@@ -81,7 +88,9 @@ class SpRecordEntity(Entity):
             self._attr_unique_id = (
                 f"{entry.unique_id}{_LINE_MARK}{line}_{description.key}"
             )
-            self._attr_device_info = line_device_info(entry, line)
+            self._attr_device_info = line_device_info(
+                entry, line, coordinator.device_registry_id
+            )
 
     @property
     def available(self) -> bool:

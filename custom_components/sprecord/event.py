@@ -6,7 +6,7 @@ from typing import Any
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import (
     AnswerElsewhereEvent,
@@ -52,7 +52,7 @@ PBX = EventEntityDescription(
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: SpRecordConfigEntry,
-    async_add_entities: AddEntitiesCallback,
+    async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the call and SMS event entities."""
     coordinator = entry.runtime_data.coordinator

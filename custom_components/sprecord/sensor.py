@@ -14,7 +14,7 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import UnitOfTime
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import RecordCallStatus
 from .calls import Call, CallState
@@ -188,7 +188,7 @@ LINE_STATE = SensorEntityDescription(
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: SpRecordConfigEntry,
-    async_add_entities: AddEntitiesCallback,
+    async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the PBX sensors, and a line's sensor whenever a line appears."""
     coordinator = entry.runtime_data.coordinator
