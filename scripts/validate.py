@@ -148,9 +148,11 @@ QUALITY_SCALE: dict[str, tuple[str, ...]] = {
         "config-flow",
         "dependency-transparency",
         "docs-actions",
+        "docs-conditions",
         "docs-high-level-description",
         "docs-installation-instructions",
         "docs-removal-instructions",
+        "docs-triggers",
         "entity-event-setup",
         "entity-unique-id",
         "has-entity-name",
@@ -682,6 +684,21 @@ class SourceTree:
         file = self.path / relpath
         return file.read_text(encoding="utf-8") if file.is_file() else None
 
+    def files_named(self, folder: str, name: str) -> list[str]:
+        """Return the paths of files called `name` one level below `folder`."""
+        if self._names is not None:
+            return sorted(
+                path
+                for path in self._names
+                if path.startswith(f"{folder}/")
+                and path.count("/") == folder.count("/") + 2
+                and path.endswith(f"/{name}")
+            )
+        return sorted(
+            file.relative_to(self.path).as_posix()
+            for file in (self.path / folder).glob(f"*/{name}")
+        )
+
     def module_source(self, module: str) -> str | None:
         """Return the source of a dotted module (a .py or a package)."""
         base = module.replace(".", "/")
@@ -853,6 +870,43 @@ def check_names(imported: list[ImportedName], tree: SourceTree) -> list[str]:
     return problems
 
 
+QUALITY_RULE_QUORUM = 5
+"""Core integrations that must name a rule before ours must name it too."""
+
+
+def check_rules_of_release(component: Path, tree: SourceTree) -> list[str]:
+    """Check that quality_scale.yaml names the rules the release's core uses.
+
+    Home Assistant adds quality-scale rules over time (docs-triggers and
+    docs-conditions came after 2025.4). The rules are defined in hassfest,
+    which the wheel does not ship, but the core integrations' own
+    quality_scale.yaml files name them: a rule that several of them name and
+    ours does not is missing here.
+    """
+    named: dict[str, int] = {}
+    for path in tree.files_named("homeassistant/components", "quality_scale.yaml"):
+        text = tree.read(path) or ""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        rules = data.get("rules") if isinstance(data, dict) else None
+        if isinstance(rules, dict):
+            for rule in rules:
+                named[rule] = named.get(rule, 0) + 1
+    try:
+        ours = yaml.safe_load((component / "quality_scale.yaml").read_text("utf-8"))
+        our_rules = set(ours["rules"])
+    except (OSError, yaml.YAMLError, TypeError, KeyError):
+        return ["quality_scale.yaml: cannot be read"]
+    return [
+        f"quality_scale.yaml: missing rule {rule}, which {count} core"
+        " integrations of this release name"
+        for rule, count in sorted(named.items())
+        if count >= QUALITY_RULE_QUORUM and rule not in our_rules
+    ]
+
+
 def check_forward_compat(component: Path, source: Path) -> list[str]:
     """Check the integration's Home Assistant imports against `source`."""
     tree = SourceTree(source)
@@ -964,11 +1018,18 @@ def run(
                 how = "cached"
             version = _wheel_version(wheel)
             imported = collect_ha_imports(component)
+            tree = SourceTree(wheel)
             results.append(
                 _report(
                     f"forward compatibility: {len(imported)} imports checked against"
                     f" Home Assistant {version} ({how})",
-                    check_names(imported, SourceTree(wheel)),
+                    check_names(imported, tree),
+                )
+            )
+            results.append(
+                _report(
+                    f"quality_scale.yaml names the rules of Home Assistant {version}",
+                    check_rules_of_release(component, tree),
                 )
             )
     return all(results)
