@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 import hashlib
 import json
@@ -10,11 +11,13 @@ from typing import Any
 from unittest.mock import AsyncMock, patch
 
 import aiohttp
+from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_API_KEY, CONF_URL, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.setup import async_setup_component
+from homeassistant.util.aiohttp import MockRequest
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -28,6 +31,7 @@ from custom_components.sprecord.const import (
     CONF_CALL_TIMEOUT,
     CONF_CLOUDHOOK_URL,
     CONF_DEVICE_ID,
+    CONF_HOOK_URL,
     CONF_TRANSPORT,
     DOMAIN,
     EVENT_SPRECORD,
@@ -440,4 +444,238 @@ async def test_webhook_mode_starts_while_other_clients_hold_every_stream(
         await wait_for_state(hass, CALL_STATE, "ringing")
         for stream in others:
             stream.close()
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+# --- issue 10: the paths users take ---------------------------------------------
+
+
+async def test_home_assistant_cloud_delivery_as_mock_request(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+) -> None:
+    """Home Assistant Cloud hands a cloudhook delivery on as a `MockRequest`."""
+    payload = "cloud-check-1234"
+    request = MockRequest(
+        content=json.dumps(
+            {
+                "device_id": DEFAULT_DEVICE_ID,
+                "event_type": "verification",
+                "payload": payload,
+            }
+        ).encode(),
+        mock_source="cloud",
+        method="POST",
+    )
+    response = await webhook.async_handle_webhook(hass, WEBHOOK_ID, request)
+    assert response.status == 200
+    expected = hashlib.md5(payload.encode()).hexdigest()  # noqa: S324
+    assert json.loads(response.body) == {"result": expected}
+
+    event = {
+        "device_id": DEFAULT_DEVICE_ID,
+        "event_type": "incoming_call",
+        "payload": call(7),
+    }
+    request = MockRequest(
+        content=json.dumps(event).encode(), mock_source="cloud", method="POST"
+    )
+    response = await webhook.async_handle_webhook(hass, WEBHOOK_ID, request)
+    assert response.status == 200
+    await wait_for_state(hass, CALL_STATE, "ringing")
+
+    too_large = MockRequest(
+        content=b"x" * (MAX_BODY + 1), mock_source="cloud", method="POST"
+    )
+    response = await webhook.async_handle_webhook(hass, WEBHOOK_ID, too_large)
+    assert response.status == 400
+
+
+async def test_a_body_that_arrives_in_pieces_is_read_whole(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+) -> None:
+    """A long SMS, chunked by a proxy: every piece is read before parsing."""
+    text = "Длинное сообщение. " * 300  # about 11 KB of UTF-8, cut mid-letter
+    body = json.dumps(
+        {
+            "device_id": DEFAULT_DEVICE_ID,
+            "event_type": "incoming_sms",
+            "payload": {"sms_src": "+79031234567", "text": text, "trunk": "GSM1"},
+        },
+        ensure_ascii=False,
+    ).encode()
+    pieces = [body[i : i + 1001] for i in range(0, len(body), 1001)]
+    assert len(pieces) > 5
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+            await asyncio.sleep(0.01)  # each piece its own TCP write
+
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(
+            f"{ha_url}/api/webhook/{WEBHOOK_ID}", data=chunked()
+        )
+        assert response.request_info.headers.get("Transfer-Encoding") == "chunked"
+        assert response.status == 200, await response.text()
+    await hass.async_block_till_done()
+    state = hass.states.get(LAST_SMS)
+    assert state is not None
+    assert state.attributes["text"] == text
+
+    # The cap holds for a chunked body too: no length is announced.
+    async def too_long() -> AsyncIterator[bytes]:
+        for _ in range(MAX_BODY // 1000 + 2):
+            yield b"x" * 1000
+
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(
+            f"{ha_url}/api/webhook/{WEBHOOK_ID}", data=too_long()
+        )
+        assert response.status == 400
+
+
+async def test_a_form_encoded_verification_is_answered(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+) -> None:
+    """The vendor's page writes the verification as `key = value` pairs."""
+    response = await post(
+        ha_url,
+        f"device_id={DEFAULT_DEVICE_ID.replace('+', '%2B')}"
+        "&event_type=verification&payload=abc123",
+        **{"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status == 200
+    expected = hashlib.md5(b"abc123").hexdigest()  # noqa: S324
+    assert await response.json() == {"result": expected}
+    # A form that is not a verification is not an event.
+    response = await post(ha_url, "event_type=incoming_call&payload=x")
+    assert response.status == 400
+
+
+async def test_leaving_webhook_mode_tells_the_cloud_and_deletes_the_cloudhook(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+) -> None:
+    assert emulator.hooks.get("demo").subscribe == EVENT_TYPES
+    assert hook_entry.data[CONF_HOOK_URL] == f"{ha_url}/api/webhook/{WEBHOOK_ID}"
+    result = await hass.config_entries.options.async_init(hook_entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 180}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    await wait_until(lambda: emulator.hooks.get("demo").subscribe == [])
+    await wait_until(lambda: CONF_HOOK_URL not in hook_entry.data)
+    assert emulator.hooks.verifications[-1]["ok"]
+    assert hook_entry.runtime_data.coordinator.transport == TRANSPORT_SSE
+    # Removing the entry later has nothing left to undo.
+    verifications = len(emulator.hooks.verifications)
+    await hass.config_entries.async_remove(hook_entry.entry_id)
+    await hass.async_block_till_done()
+    assert len(emulator.hooks.verifications) == verifications
+
+
+async def test_leaving_webhook_mode_with_a_cloudhook_deletes_it(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+) -> None:
+    relay = f"{ha_url}/api/webhook/{WEBHOOK_ID}"
+    hass.config.components.add("cloud")
+    with (
+        patch(
+            "homeassistant.components.cloud.async_active_subscription",
+            return_value=True,
+        ),
+        patch(
+            "homeassistant.components.cloud.async_get_or_create_cloudhook",
+            AsyncMock(return_value=relay),
+        ),
+        patch(
+            "homeassistant.components.cloud.async_listen_connection_change",
+            return_value=lambda: None,
+        ),
+        patch(
+            "homeassistant.components.cloud.async_delete_cloudhook", AsyncMock()
+        ) as delete,
+    ):
+        entry = make_entry(emulator, TRANSPORT_WEBHOOK)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await wait_until(lambda: emulator.hooks.get("demo") is not None)
+        result = await hass.config_entries.options.async_init(entry.entry_id)
+        await hass.config_entries.options.async_configure(
+            result["flow_id"], {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 180}
+        )
+        await hass.async_block_till_done()
+        await wait_until(lambda: CONF_CLOUDHOOK_URL not in entry.data)
+        delete.assert_awaited_once_with(hass, WEBHOOK_ID)
+    assert emulator.hooks.get("demo").subscribe == []
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.parametrize("error", ["CloudNotConnected", "CloudNotAvailable"])
+async def test_cloud_errors_while_making_the_cloudhook_are_caught(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    error: str,
+) -> None:
+    from homeassistant.components import cloud  # noqa: PLC0415
+
+    monkeypatch.setattr("custom_components.sprecord.webhook.RETRY_MIN", 0.01)
+    relay = f"{ha_url}/api/webhook/{WEBHOOK_ID}"
+    hass.config.components.add("cloud")
+    attempts = 0
+
+    async def flaky(hass: HomeAssistant, webhook_id: str) -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 3:
+            raise getattr(cloud, error)
+        return relay
+
+    with (
+        patch(
+            "homeassistant.components.cloud.async_active_subscription",
+            return_value=True,
+        ),
+        patch(
+            "homeassistant.components.cloud.async_get_or_create_cloudhook",
+            side_effect=flaky,
+        ),
+        patch(
+            "homeassistant.components.cloud.async_listen_connection_change",
+            return_value=lambda: None,
+        ),
+    ):
+        entry = make_entry(emulator, TRANSPORT_WEBHOOK)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        # SSE stands in while the cloudhook cannot be made...
+        await wait_until(lambda: emulator.open_streams() == 1)
+        emulator.emit("incoming_call", call(1))
+        await wait_for_state(hass, CALL_STATE, "ringing")
+        # ...and the cloudhook is asked for again until it works.
+        await wait_until(lambda: emulator.hooks.get("demo") is not None)
+        await wait_until(lambda: emulator.open_streams() == 0)
+    assert attempts == 4
+    logged = [r for r in caplog.records if "could not make" in r.getMessage()]
+    assert len(logged) == 1  # once, not per retry
+    assert "Task exception was never retrieved" not in caplog.text
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -23,6 +23,8 @@ TRANSPORT_BOTH: Final = "both"
 TRANSPORTS: Final = [TRANSPORT_SSE, TRANSPORT_WEBHOOK, TRANSPORT_BOTH]
 CONF_CLOUDHOOK_URL: Final = "cloudhook_url"
 """Entry data: the Home Assistant Cloud URL of the webhook, once created."""
+CONF_HOOK_URL: Final = "hook_url"
+"""Entry data: the URL registered with the SpRecord cloud, while it holds one."""
 CONF_DEVICE_ID: Final = "device_id"
 """Entry data: the PBX's own id, learned from its first event."""
 

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Callable
 import random
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from homeassistant.components import webhook
@@ -27,11 +28,20 @@ from .api import (
     ProtocolError,
     SpRecordClient,
     SpRecordError,
+    SpRecordEvent,
     VerificationEvent,
     parse_event,
     verification_response,
 )
-from .const import CONF_CLOUDHOOK_URL, CONF_DEVICE_ID, DOMAIN, LOGGER
+from .const import (
+    CONF_CLOUDHOOK_URL,
+    CONF_DEVICE_ID,
+    CONF_HOOK_URL,
+    CONF_TRANSPORT,
+    DOMAIN,
+    LOGGER,
+    TRANSPORT_SSE,
+)
 
 if TYPE_CHECKING:
     from .coordinator import SpRecordConfigEntry, SpRecordCoordinator
@@ -102,6 +112,69 @@ async def async_webhook_url(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
 
 def _json_response(data: dict[str, Any], status: int = 200) -> web.Response:
     return web.json_response(data, status=status)
+
+
+class BodyTooLargeError(Exception):
+    """The webhook body is larger than `MAX_BODY`."""
+
+
+async def read_body(request: web.Request) -> bytes:
+    """Return the whole body of a webhook request, at most `MAX_BODY` bytes.
+
+    Works for aiohttp's requests and for the `MockRequest` that Home
+    Assistant Cloud hands a cloudhook delivery on as (it has no
+    `content_length`, and each read of `content` is a new reader). A body
+    arrives in pieces (chunked, a proxy): read to its end, not what is
+    buffered. Raises `BodyTooLargeError` past the cap, without reading on.
+    """
+    length = getattr(request, "content_length", None)
+    if length is not None and length > MAX_BODY:
+        raise BodyTooLargeError
+    reader = request.content
+    body = bytearray()
+    while chunk := await reader.read(MAX_BODY + 1 - len(body)):
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise BodyTooLargeError
+    return bytes(body)
+
+
+def form_verification(body: bytes) -> str | None:
+    """Return the payload of a form-encoded verification request, if it is one.
+
+    The vendor's page writes the verification request as `key = value` pairs;
+    a server that sends it form-encoded is answered too. Events are JSON.
+    """
+    try:
+        text = body.decode()
+        fields = dict(parse_qsl(text, strict_parsing=True))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    if fields.get("event_type") != "verification" or "payload" not in fields:
+        return None
+    return fields["payload"]
+
+
+async def async_parse_request(request: web.Request) -> SpRecordEvent:
+    """Read and parse a webhook request; raise what makes it a bad request.
+
+    Raises `BodyTooLargeError` or `ProtocolError`.
+    """
+    body = await read_body(request)
+    try:
+        return parse_event(body)
+    except ProtocolError:
+        payload = form_verification(body)
+        if payload is None:
+            raise
+        return VerificationEvent(device_id="", payload=payload)
+
+
+async def _backoff(delay: float) -> float:
+    """Wait about `delay` seconds; return the next, longer delay."""
+    await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
+    return min(delay * 2, RETRY_MAX)
 
 
 class WebhookTransport:
@@ -201,6 +274,15 @@ class WebhookTransport:
                     "the SpRecord cloud cannot reach its webhook"
                 )
                 return  # a config or cloud change starts a new attempt
+            except Exception as err:  # noqa: BLE001 (cloud errors vary by version)
+                # CloudNotConnected, CloudNotAvailable...: SSE stands in and
+                # the cloudhook is asked for again later.
+                self._failed(
+                    "Home Assistant Cloud could not make the webhook's cloudhook: "
+                    f"{err.__class__.__name__}: {err}"
+                )
+                delay = await _backoff(delay)
+                continue
             if only_if_url_changed and url == self.url:
                 return
             only_if_url_changed = False
@@ -208,13 +290,17 @@ class WebhookTransport:
                 await self.coordinator.client.subscribe_events(url, EVENT_TYPES)
             except SpRecordError as err:
                 self._failed(f"The SpRecord cloud did not take the webhook: {err}")
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
-                delay = min(delay * 2, RETRY_MAX)
+                delay = await _backoff(delay)
                 continue
             self.url = url
             self.registered = True
             self.last_error = None
             LOGGER.debug("Webhook registered with the SpRecord cloud")
+            if self.entry.data.get(CONF_HOOK_URL) != url:
+                # Remembered so that leaving webhook mode can tell the cloud.
+                self.hass.config_entries.async_update_entry(
+                    self.entry, data={**self.entry.data, CONF_HOOK_URL: url}
+                )
             self._on_status(True)  # noqa: FBT003
             return
 
@@ -231,13 +317,10 @@ class WebhookTransport:
         self, hass: HomeAssistant, webhook_id: str, request: web.Request
     ) -> web.Response:
         """Answer the verification, take events; bad bodies get a 400."""
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            return self._bad_request("body too large")
-        body = await request.content.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
-            return self._bad_request("body too large")
         try:
-            event = parse_event(body)
+            event = await async_parse_request(request)
+        except BodyTooLargeError:
+            return self._bad_request("body too large")
         except ProtocolError as err:
             return self._bad_request(str(err))
         if isinstance(event, VerificationEvent):
@@ -262,31 +345,42 @@ class WebhookTransport:
         return _json_response({"error": reason}, status=400)
 
 
-async def async_unsubscribe_removed_entry(
-    hass: HomeAssistant, entry: SpRecordConfigEntry, client: SpRecordClient
-) -> None:
-    """Stop deliveries for a removed entry and delete its cloudhook.
+def had_webhook(entry: SpRecordConfigEntry) -> bool:
+    """Tell whether the SpRecord cloud may hold a webhook of this entry."""
+    return bool(
+        entry.data.get(CONF_HOOK_URL)
+        or entry.data.get(CONF_CLOUDHOOK_URL)
+        or entry.options.get(CONF_TRANSPORT, TRANSPORT_SSE) != TRANSPORT_SSE
+    )
 
-    The API has no unsubscribe call: the hook is registered again with an
-    empty list of events. The cloud verifies the hook before it saves that,
-    so the webhook answers verification (and nothing else) meanwhile.
+
+async def async_unsubscribe(
+    hass: HomeAssistant, entry: SpRecordConfigEntry, client: SpRecordClient
+) -> bool:
+    """Stop webhook deliveries of the entry and delete its cloudhook.
+
+    Used when the entry is removed and when it leaves webhook mode. The API
+    has no unsubscribe call: the hook is registered again with an empty list
+    of events. The cloud verifies the hook before it saves that, so the
+    webhook answers verification (and nothing else) meanwhile. Returns
+    whether the cloud took the empty list (or there was nothing to undo).
     """
     webhook_id = entry.data.get(CONF_WEBHOOK_ID)
     if not webhook_id:
-        return
-    url = entry.data.get(CONF_CLOUDHOOK_URL)
+        return True
+    url = entry.data.get(CONF_HOOK_URL) or entry.data.get(CONF_CLOUDHOOK_URL)
     if url is None:
         try:
             url = _external_url(hass, webhook_id)
         except NoURLAvailableError:
-            return
+            return True
 
     async def verify_only(
         hass: HomeAssistant, webhook_id: str, request: web.Request
     ) -> web.Response:
         try:
-            event = parse_event(await request.content.read(MAX_BODY))
-        except ProtocolError:
+            event = await async_parse_request(request)
+        except (BodyTooLargeError, ProtocolError):
             return _json_response({"error": "gone"}, status=410)
         if isinstance(event, VerificationEvent):
             return _json_response(verification_response(event.payload))
@@ -295,9 +389,11 @@ async def async_unsubscribe_removed_entry(
     webhook.async_register(
         hass, DOMAIN, "SpRecord (removing)", webhook_id, verify_only, local_only=False
     )
+    done = True
     try:
         await client.subscribe_events(url, [])
     except SpRecordError as err:
+        done = False
         LOGGER.warning(
             "Could not tell the SpRecord cloud to stop webhook deliveries: %s", err
         )
@@ -308,3 +404,18 @@ async def async_unsubscribe_removed_entry(
             await _cloud().async_delete_cloudhook(hass, webhook_id)
         except Exception as err:  # noqa: BLE001 (cloud errors vary by version)
             LOGGER.debug("Could not delete the cloudhook: %s", err)
+    return done
+
+
+async def async_leave_webhook_mode(
+    hass: HomeAssistant, entry: SpRecordConfigEntry, client: SpRecordClient
+) -> None:
+    """After a switch to SSE only, undo the webhook the cloud still holds."""
+    if not await async_unsubscribe(hass, entry, client):
+        return  # kept for the next start or the removal to try again
+    data = {
+        key: value
+        for key, value in entry.data.items()
+        if key not in (CONF_HOOK_URL, CONF_CLOUDHOOK_URL)
+    }
+    hass.config_entries.async_update_entry(entry, data=data)
