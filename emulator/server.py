@@ -102,6 +102,9 @@ class SpRecordEmulator:
         self.max_streams = max_streams
         self.keepalive = keepalive
         self.replay = replay
+        self.resume_overlap = 0
+        """Events at or before `Last-Event-ID` sent again on resuming (a server
+        that resumes at-least-once); 0 resumes exactly after it."""
         self.separator = separator
         self.stats = EmulatorStats()
         self.hooks = HookRegistry(verify_timeout=verify_timeout)
@@ -235,7 +238,8 @@ class SpRecordEmulator:
         """Queue the key's events newer than `last_event_id`, if still held."""
         if not self.replay or not last_event_id or not last_event_id.isdigit():
             return
-        after = int(last_event_id)
+        # A server may resume at-least-once: from a little before the id.
+        after = max(int(last_event_id) - self.resume_overlap, 0)
         if not self._history or self._history[0][0] > after + 1:
             return  # the gap is older than what we keep: nothing to resume
         for event_id, key, frame in self._history:
@@ -406,6 +410,15 @@ class SpRecordEmulator:
     def fail_streams(self, status: int, count: int = 1) -> None:
         """Answer the next `count` stream requests with HTTP `status`."""
         self._forced.extend([status] * count)
+
+    def clear_failures(self) -> None:
+        """Forget the forced answers `fail_streams` still had to give."""
+        self._forced.clear()
+
+    def restart_ids(self) -> None:
+        """Count SSE ids from 1 again, as a server that lost its state does."""
+        self._ids = itertools.count(1)
+        self._history.clear()
 
     def open_streams(self, key: str | None = None) -> int:
         """Return how many streams are open (for `key`, or in all)."""

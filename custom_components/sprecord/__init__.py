@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from homeassistant.components.webhook import async_generate_id
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import (
     CONF_API_KEY,
     CONF_URL,
@@ -30,7 +31,12 @@ from .const import (
 from .coordinator import SpRecordConfigEntry, SpRecordCoordinator, SpRecordRuntimeData
 from .entity import line_from_identifiers, pbx_device_info
 from .storage import SpRecordStore
-from .webhook import WebhookTransport, async_unsubscribe_removed_entry
+from .webhook import (
+    WebhookTransport,
+    async_leave_webhook_mode,
+    async_unsubscribe,
+    had_webhook,
+)
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
 
@@ -80,6 +86,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     if transport != TRANSPORT_WEBHOOK:
         coordinator.async_start()
+    if transport == TRANSPORT_SSE and had_webhook(entry):
+        # The options left webhook mode: the cloud must stop POSTing to us.
+        entry.async_create_background_task(
+            hass,
+            async_leave_webhook_mode(hass, entry, client),
+            f"{DOMAIN} leave webhook mode {entry.title}",
+        )
     if transport != TRANSPORT_SSE:
         coordinator.webhook = WebhookTransport(
             hass, entry, coordinator, coordinator.async_webhook_status
@@ -113,22 +126,29 @@ async def async_unload_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) ->
 
 async def async_remove_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> None:
     """Stop webhook deliveries and delete what the entry saved."""
-    if entry.options.get(CONF_TRANSPORT, TRANSPORT_SSE) != TRANSPORT_SSE:
+    if had_webhook(entry):
         client = SpRecordClient(
             async_get_clientsession(hass),
             entry.data[CONF_URL],
             entry.data[CONF_API_KEY],
         )
-        await async_unsubscribe_removed_entry(hass, entry, client)
+        await async_unsubscribe(hass, entry, client)
     await SpRecordStore(hass, entry.entry_id).async_remove()
 
 
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: SpRecordConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """Let the user remove a line; the PBX itself stays while the entry does."""
+    """Let the user remove a line; the PBX itself stays while the entry does.
+
+    The entry may not be loaded (setup retrying, reauth pending): then the
+    line is dropped from the saved state, so it does not come back at setup.
+    """
     trunk = line_from_identifiers(entry, device.identifiers)
     if trunk is None:
         return False
-    entry.runtime_data.coordinator.async_remove_line(trunk)
+    if entry.state is ConfigEntryState.LOADED:
+        entry.runtime_data.coordinator.async_remove_line(trunk)
+    else:
+        await SpRecordStore(hass, entry.entry_id).async_forget_line(trunk)
     return True

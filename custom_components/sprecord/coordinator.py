@@ -44,10 +44,11 @@ from .const import (
     EVENT_SPRECORD,
     ISSUE_TOO_MANY_CONNECTIONS,
     LOGGER,
+    TRANSPORT_BOTH,
     TRANSPORT_SSE,
     TRANSPORT_WEBHOOK,
 )
-from .dedupe import RecentEvents
+from .dedupe import RecentEvents, SeenStreamIds
 
 if TYPE_CHECKING:
     from .storage import SpRecordStore
@@ -210,13 +211,19 @@ class SpRecordCoordinator:
         """With both transports on (or SSE standing in for a webhook that the
         cloud may still call), an event can come twice: handle it once."""
         self._stream_task: asyncio.Task[None] | None = None
+        self._stream_ids = SeenStreamIds()
+        """A server resuming at-least-once sends handled events again."""
         self.last_sms: SmsMessage | None = None
         self.last_startup: datetime | None = None
         self.stats = LinkStats()
         self.device_registry_id: str | None = None
         """Home Assistant's id of the PBX device (for bus events, logbook)."""
         self.connected = False
+        """Whether the event stream is open."""
         self.available = False
+        """Whether events arrive (a transport delivers, or a drop is short)."""
+        self.webhook_registered = False
+        """Whether the SpRecord cloud holds the webhook."""
         self._stream: EventStream | None = None
         self._last_event_id: str | None = None
         self._listeners: dict[str, list[CALLBACK_TYPE]] = {}
@@ -273,7 +280,11 @@ class SpRecordCoordinator:
             return
         for topic in dirty:
             for update in list(self._listeners.get(topic, ())):
-                update()
+                try:
+                    update()
+                except Exception:  # noqa: BLE001 (logged with its traceback)
+                    # One entity's bug must not keep the others stale.
+                    LOGGER.exception("Error while updating an SpRecord entity")
 
     # --- the link ------------------------------------------------------------
 
@@ -295,6 +306,11 @@ class SpRecordCoordinator:
                 self._link_up()
                 return
             self._raise_busy_issue()
+            if self.transport == TRANSPORT_BOTH:
+                # The webhook carries the events meanwhile; the stream keeps
+                # trying with its busy backoff once the entry runs.
+                self.stats.busy_refusals += 1
+                return
             raise ConfigEntryNotReady(
                 translation_domain=DOMAIN, translation_key="too_many_connections"
             ) from err
@@ -331,11 +347,21 @@ class SpRecordCoordinator:
 
     @callback
     def async_webhook_status(self, registered: bool) -> None:
-        """In webhook-only mode, use the stream while the hook is not registered.
+        """Follow the webhook's registration.
 
-        Events must not be lost because the instance has no external URL or
-        the cloud refused the hook for a while.
+        In webhook-only mode, use the stream while the hook is not registered:
+        events must not be lost because the instance has no external URL or
+        the cloud refused the hook for a while. With both transports on, the
+        entities stay available while either one delivers.
         """
+        self.webhook_registered = registered
+        if self.transport == TRANSPORT_BOTH:
+            if registered and not self.available:
+                self.available = True
+                self._touch(TOPIC_LINK)
+            elif not registered and not self.connected:
+                self._start_grace()
+            return
         if self.transport != TRANSPORT_WEBHOOK:
             return
         if registered:
@@ -386,24 +412,36 @@ class SpRecordCoordinator:
                 self._stream = stream
                 self._link_up()
             opened = time.monotonic()
-            try:
-                async for event in stream:
-                    self.async_handle_event(event, "sse")
-            except SpRecordError as err:
-                self._link_down(err)
-            finally:
-                self._last_event_id = stream.last_event_id or self._last_event_id
-                stream.close()
-                self._stream = None
+            await self._read(stream)
             if (
                 stream.events_received
                 or time.monotonic() - opened > HEALTHY_STREAM_SECONDS
             ):
                 delay = BACKOFF_MIN
             if stream.retry is not None:
-                delay = max(delay, stream.retry / 1000)
+                # The server's `retry:` is taken, within our own bounds.
+                delay = max(delay, min(stream.retry / 1000, BACKOFF_MAX))
             await asyncio.sleep(_jitter(delay))
             delay = min(delay * 2, BACKOFF_MAX)
+
+    async def _read(self, stream: EventStream) -> None:
+        """Handle the stream's events until it ends; then close it."""
+        try:
+            async for event in stream:
+                if self._stream_ids.replayed(stream.event_id, event):
+                    self.stats.duplicates += 1
+                    continue
+                self.async_handle_event(event, "sse")
+        except SpRecordError as err:
+            self._link_down(err)
+        except Exception as err:  # noqa: BLE001 (logged with its traceback)
+            # A bug reading the stream: log it, reconnect, never stop.
+            LOGGER.exception("Error while reading the SpRecord event stream")
+            self._link_down(err)
+        finally:
+            self._last_event_id = stream.last_event_id or self._last_event_id
+            stream.close()
+            self._stream = None
 
     @callback
     def _link_up(self) -> None:
@@ -431,16 +469,26 @@ class SpRecordCoordinator:
             self.stats.drops += 1
             self.connected = False
             LOGGER.debug("SpRecord event stream lost: %s", err)
+        self._start_grace()
+
+    @callback
+    def _start_grace(self) -> None:
+        """Make the entities unavailable if nothing delivers for a while."""
         if self._grace_unsub is None and self.available:
             self._grace_unsub = async_call_later(
                 self.hass, LINK_GRACE, self._grace_over
             )
 
+    @property
+    def _webhook_delivers(self) -> bool:
+        """Tell whether, with both transports on, the webhook stands in."""
+        return self.transport == TRANSPORT_BOTH and self.webhook_registered
+
     @callback
     def _grace_over(self, _now: datetime) -> None:
         """Log a link that stayed down, once, and make the entities unavailable."""
         self._grace_unsub = None
-        if self.connected:
+        if self.connected or self._webhook_delivers:
             return
         self._mark_unavailable()
         LOGGER.info(
@@ -487,7 +535,20 @@ class SpRecordCoordinator:
 
     @callback
     def async_handle_event(self, event: SpRecordEvent, transport: str) -> None:
-        """Take one event from any transport: track, fire, notify."""
+        """Take one event from any transport: track, fire, notify.
+
+        A bug anywhere behind it (the tracker, a listener, an entity) is
+        logged with its traceback and the event is skipped: the stream and
+        the webhook go on with the next one.
+        """
+        try:
+            self._handle_event(event, transport)
+        except Exception:  # noqa: BLE001 (logged with its traceback)
+            LOGGER.exception("Error while handling an SpRecord %s event", event.type)
+
+    @callback
+    def _handle_event(self, event: SpRecordEvent, transport: str) -> None:
+        """Take one event: track, fire, notify."""
         if isinstance(event, VerificationEvent):
             return
         stats = self.stats
@@ -540,8 +601,18 @@ class SpRecordCoordinator:
                 "payload": event.payload_dict(),
             },
         )
-        for listener in self._event_listeners:
-            listener(event, change)
+        self._notify(event, change)
+
+    @callback
+    def _notify(self, event: SpRecordEvent, change: CallChange | None) -> None:
+        """Hand the event to its listeners (the event entities), each on its own."""
+        for listener in list(self._event_listeners):
+            try:
+                listener(event, change)
+            except Exception:  # noqa: BLE001 (logged with its traceback)
+                LOGGER.exception(
+                    "Error while handing an SpRecord %s event on", event.type
+                )
 
     @callback
     def _new_line(self, trunk: str | None) -> None:

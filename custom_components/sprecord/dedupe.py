@@ -13,6 +13,46 @@ WINDOW = 60.0
 MAX_EVENTS = 4096
 
 
+def event_identity(event: SpRecordEvent) -> str:
+    """Return what makes an event itself: PBX, type and normalised payload."""
+    return json.dumps(
+        (event.device_id, event.type, event.payload_dict()),
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+
+
+class SeenStreamIds:
+    """The SSE ids of recently handled events, with what each event was.
+
+    A server that resumes after `Last-Event-ID` at-least-once sends again
+    events already handled: same id, same content. A server that restarted
+    may count its ids from 1 again: same id, other content, a new event.
+    """
+
+    __slots__ = ("_seen", "max_ids")
+
+    def __init__(self, max_ids: int = MAX_EVENTS) -> None:
+        """Remember at most `max_ids` ids."""
+        self.max_ids = max_ids
+        self._seen: OrderedDict[str, str] = OrderedDict()
+
+    def replayed(self, event_id: str, event: SpRecordEvent) -> bool:
+        """Remember the event; tell whether it was handled under this id."""
+        if not event_id:
+            return False
+        identity = event_identity(event)
+        seen = self._seen
+        if seen.get(event_id) == identity:
+            return True
+        seen[event_id] = identity
+        seen.move_to_end(event_id)
+        if len(seen) > self.max_ids:
+            seen.popitem(last=False)
+        return False
+
+
 class RecentEvents:
     """The identities of recent events, bounded in time and in number.
 
@@ -43,12 +83,7 @@ class RecentEvents:
             if now - when < self.window:
                 break
             del seen[oldest]
-        identity = json.dumps(
-            (event.device_id, event.type, event.payload_dict()),
-            sort_keys=True,
-            ensure_ascii=False,
-            default=str,
-        )
+        identity = event_identity(event)
         if identity in seen:
             return False
         seen[identity] = now

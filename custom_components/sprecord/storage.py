@@ -49,6 +49,14 @@ class SpRecordStore:
         """Save at once (at unload), dropping a pending delayed save."""
         await self._store.async_save(_dump(coordinator))
 
+    async def async_forget_line(self, trunk: str) -> None:
+        """Drop a line from the saved state (the entry is not loaded)."""
+        data = await self._store.async_load()
+        if not data or trunk not in data.get("lines", []):
+            return
+        data["lines"] = [line for line in data["lines"] if line != trunk]
+        await self._store.async_save(data)
+
     async def async_remove(self) -> None:
         """Delete the saved state (the entry was removed)."""
         await self._store.async_remove()

@@ -247,6 +247,8 @@ class EventStream:
         self._on_malformed_event = on_malformed_event
         self._parser = SSEParser(last_event_id=last_event_id)
         self._pending: deque[SSEEvent] = deque()
+        self.event_id = ""
+        """The SSE id of the event last returned ("" when the server gave none)."""
         self.bytes_received = 0
         self.events_received = 0
         self.malformed_events = 0
@@ -302,6 +304,7 @@ class EventStream:
                     self._on_malformed_event(err)
                     continue
                 self.events_received += 1
+                self.event_id = sse.last_event_id
                 return event
             pending.extend(self._parser.feed(await self._read()))
 
