@@ -20,6 +20,8 @@ from custom_components.sprecord.api import (
 )
 from custom_components.sprecord.calls import (
     DEFAULT_CALL_TIMEOUT,
+    FINISHED_CALL_MEMORY,
+    LATE_EVENT_WINDOW,
     MAX_ACTIVE_CALLS,
     MAX_FINISHED_CALLS,
     MAX_LINES,
@@ -666,6 +668,165 @@ def test_late_start_talk_after_an_unknown_call_ended_is_ignored() -> None:
     applied(tracker, end("77", "success"), at(0))
     assert tracker.apply(talk("77"), at(1)) is None
     assert tracker.state is CallState.IDLE
+
+
+# --- a reused call id is a new call (issue 10) ----------------------------------
+
+AFTER_WINDOW = LATE_EVENT_WINDOW + timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("start", "state"),
+    [(incoming, CallState.RINGING), (outgoing, CallState.DIALING)],
+)
+def test_call_start_with_the_id_of_a_call_over_a_while_ago_is_a_new_call(
+    start: Callable[..., SpRecordEvent], state: CallState
+) -> None:
+    # A PBX that restarted unseen counts its call ids from 1 again.
+    tracker = CallTracker()
+    applied(tracker, start("1"), at(0))
+    first = applied(tracker, end("1", "no_answer"), at(10)).call
+    first_caller = first.caller
+    later = at(10) + AFTER_WINDOW
+    change = applied(tracker, start("1", src="+70000000002"), later)
+    call = change.call
+    assert call is not first
+    assert call.state is state
+    assert call.caller == "+70000000002"
+    assert call.started == later
+    assert tracker.active == {"1": call}
+    assert tracker.state is state
+    assert tracker.last_call is first  # the old call's record stays
+    assert first.caller == first_caller
+    assert first.state is CallState.IDLE
+
+
+def test_new_call_with_a_reused_id_is_missed_again() -> None:
+    tracker = CallTracker()
+    applied(tracker, incoming("1"), at(0))
+    applied(tracker, end("1", "no_answer"), at(10))
+    second = applied(tracker, incoming("1", src="+7002"), at(10) + AFTER_WINDOW).call
+    change = applied(tracker, end("1", "no_answer"), at(20) + AFTER_WINDOW)
+    assert change.call is second
+    assert change.missed
+    assert tracker.missed_count == 2
+    assert tracker.last_missed is second
+    assert tracker._finished["1"] is second
+
+
+def test_call_start_within_the_window_is_still_late() -> None:
+    tracker = CallTracker()
+    applied(tracker, incoming("1"), at(0))
+    applied(tracker, end("1"), at(10))
+    assert tracker.apply(incoming("1"), at(10) + LATE_EVENT_WINDOW) is None
+    assert tracker.apply(outgoing("1"), at(10) + LATE_EVENT_WINDOW) is None
+    assert tracker.state is CallState.IDLE
+
+
+def test_call_end_before_its_start_leaves_the_line_idle() -> None:
+    tracker = CallTracker()
+    applied(tracker, incoming("1", trunk="GSM1"), at(0))
+    applied(tracker, end("1"), at(1))
+    applied(tracker, end("5", "no_answer"), at(2))
+    assert tracker.apply(incoming("5", trunk="GSM1"), at(50)) is None
+    assert tracker.line_state("GSM1") is CallState.IDLE
+    assert tracker.state is CallState.IDLE
+    assert tracker.missed_count == 0
+
+
+def test_start_talk_with_the_id_of_a_call_over_a_while_ago_is_a_new_call() -> None:
+    tracker = CallTracker()
+    applied(tracker, incoming("1"), at(0))
+    applied(tracker, end("1"), at(10))
+    call = applied(tracker, talk("1"), at(10) + AFTER_WINDOW).call
+    assert call.state is CallState.TALKING
+    assert call.direction is Direction.UNKNOWN  # its start was not seen
+    assert call.answered == at(10) + AFTER_WINDOW
+
+
+def test_call_end_with_the_id_of_a_call_over_a_while_ago_ends_a_new_call() -> None:
+    tracker = CallTracker()
+    applied(tracker, incoming("1"), at(0))
+    first = applied(tracker, end("1", "success"), at(10)).call
+    assert tracker.apply(end("1", "busy"), at(10) + LATE_EVENT_WINDOW) is None
+    change = applied(tracker, end("1", "busy", duration=4), at(10) + AFTER_WINDOW)
+    assert change.call is not first
+    assert change.call.direction is Direction.UNKNOWN
+    assert change.call.status is RecordCallStatus.BUSY
+    assert first.status is RecordCallStatus.SUCCESS
+    assert tracker.last_call is change.call
+
+
+def test_late_end_of_an_expired_call_completes_it_after_the_window() -> None:
+    tracker = CallTracker()
+    call = applied(tracker, incoming("8"), at(0)).call
+    tracker.expire(at(0) + RING_TIMEOUT)
+    late = at(0) + RING_TIMEOUT + timedelta(minutes=30)
+    change = applied(tracker, end("8", "no_answer"), late)
+    assert change.call is call
+    assert change.missed
+    assert call.caller == CALLER
+
+
+def test_finished_calls_are_forgotten_after_their_memory() -> None:
+    tracker = CallTracker()
+    applied(tracker, incoming("a"), at(0))
+    expired = tracker.expire(at(0) + RING_TIMEOUT)
+    applied(tracker, end("b"), at(1000))
+    assert list(tracker._finished) == ["a", "b"]
+    when = at(0) + RING_TIMEOUT + FINISHED_CALL_MEMORY + timedelta(seconds=1)
+    change = applied(tracker, end("a", "no_answer"), when)
+    assert change.call is not expired[0]  # forgotten: a call whose start is unseen
+    assert change.call.direction is Direction.UNKNOWN
+    assert not change.missed
+    assert list(tracker._finished) == ["b", "a"]
+    tracker.apply(elsewhere("x"), at(1000) + FINISHED_CALL_MEMORY)
+    assert list(tracker._finished) == ["a"]
+
+
+def test_finished_calls_stay_bounded_by_age_and_count() -> None:
+    tracker = CallTracker()
+    for i in range(MAX_FINISHED_CALLS * 2):
+        applied(tracker, end(str(i)), at(i * 60))
+        assert len(tracker._finished) <= MAX_FINISHED_CALLS
+    # An hour of finished calls, one a minute, is remembered; no more.
+    memory_minutes = int(FINISHED_CALL_MEMORY.total_seconds() // 60)
+    assert len(tracker._finished) == memory_minutes
+
+
+# --- events with only their id (issue 10) -------------------------------------
+
+
+def test_call_with_only_its_id_is_tracked_without_a_line() -> None:
+    tracker = CallTracker()
+    change = applied(tracker, event("incoming_call", {"call_id": 3}), at(0))
+    call = change.call
+    assert change.new_line is None
+    assert call.state is CallState.RINGING
+    assert call.direction is Direction.INCOMING
+    assert (call.caller, call.called, call.trunk) == (None, None, None)
+    assert tracker.lines == {}
+    assert tracker.state is CallState.RINGING
+    change = applied(tracker, event("call_end", {"call_id": "3"}), at(9))
+    assert change.call is call
+    assert call.status is RecordCallStatus.NOT_DEF
+    assert call.duration is None
+    assert not change.missed
+    assert tracker.state is CallState.IDLE
+
+
+def test_withheld_caller_is_none_and_later_events_keep_what_is_known() -> None:
+    tracker = CallTracker()
+    payload = {"call_id": 4, "call_src": None, "call_dst": "101", "trunk": "GSM1"}
+    call = applied(tracker, event("incoming_call", payload), at(0)).call
+    assert call.caller is None
+    assert call.called == "101"
+    applied(tracker, event("start_talk", {"call_id": 4}), at(3))
+    assert call.state is CallState.TALKING
+    assert (call.called, call.trunk) == ("101", "GSM1")
+    applied(tracker, event("answer_elsewhere", {"call_id": 4, "number": "105"}), at(4))
+    applied(tracker, event("answer_elsewhere", {"call_id": 4}), at(5))
+    assert call.answered_by == "105"
 
 
 # --- expiry ------------------------------------------------------------------

@@ -335,11 +335,11 @@ async def test_malformed_event_callback(
         emulator, session, on_malformed_event=errors.append
     ).connect()
     await wait_for(lambda: emulator.open_streams() == 1)
-    emulator.emit("incoming_call", {"call_id": 1})
+    emulator.emit("incoming_call", {"call_src": "+7"})  # no call_id: unusable
     emulator.emit("startup")
     assert (await next_event(stream)).type == "startup"
     stream.close()
-    assert [str(e) for e in errors] == ["incoming_call: payload.call_src is missing"]
+    assert [str(e) for e in errors] == ["incoming_call: payload.call_id is missing"]
 
 
 async def test_huge_line_is_a_protocol_error(

@@ -20,6 +20,7 @@ from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.json import json_bytes
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 import pytest
@@ -217,18 +218,29 @@ def test_sse_parser_matches_the_reference_model(
 
 # --- 2. parse_event on arbitrary input -------------------------------------
 
+# Text with a lone UTF-16 surrogate, as a JSON escape such as "\ud83d" (half
+# an emoji) gives: valid JSON, not valid Unicode. st.text() never draws one.
+broken_texts = st.builds(
+    lambda head, half, tail: head + half + tail,
+    st.text(max_size=4),
+    st.characters(categories=["Cs"]),
+    st.text(max_size=4),
+)
 json_scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=10),
+    broken_texts,
 )
 json_values = st.recursive(
     json_scalars,
     lambda children: st.one_of(
         st.lists(children, max_size=4),
-        st.dictionaries(st.text(max_size=6), children, max_size=4),
+        st.dictionaries(
+            st.one_of(st.text(max_size=6), broken_texts), children, max_size=4
+        ),
     ),
     max_leaves=12,
 )
@@ -291,7 +303,7 @@ field_values = st.one_of(
     st.datetimes().map(lambda d: d.isoformat()),
 )
 payloads = st.dictionaries(
-    st.one_of(st.sampled_from(PAYLOAD_KEYS), st.text(max_size=6)),
+    st.one_of(st.sampled_from(PAYLOAD_KEYS), st.text(max_size=6), broken_texts),
     field_values,
     max_size=8,
 )
@@ -399,18 +411,26 @@ envelopes = st.fixed_dictionaries(
 
 
 def assert_plain_json(value: Any) -> None:
-    """Only JSON's own types (no subclasses such as enums), finite numbers."""
+    """Only JSON's own types (no subclasses such as enums), finite numbers.
+
+    And what Home Assistant can store: valid Unicode, 64-bit integers.
+    """
     if type(value) is dict:
         for key, item in value.items():
             assert type(key) is str
+            key.encode()
             assert_plain_json(item)
     elif type(value) is list:
         for item in value:
             assert_plain_json(item)
     elif type(value) is float:
         assert math.isfinite(value)
+    elif type(value) is str:
+        value.encode()  # no lone surrogate
+    elif type(value) is int:
+        assert -(2**63) <= value < 2**64
     else:
-        assert value is None or type(value) in {str, int, bool}, repr(value)
+        assert value is None or type(value) is bool, repr(value)
 
 
 def check_parse(raw: Any) -> None:
@@ -420,13 +440,14 @@ def check_parse(raw: Any) -> None:
     except ProtocolError:
         return
     as_dict = event.as_dict()
-    if isinstance(event, UnknownEvent):
-        # The payload passes through as it came, NaN included if it had one.
-        json.dumps(as_dict)
-        return
-    # Known types are normalised: plain strict JSON, and they read back the same.
+    # Every event, unknown types too, is storable: plain strict JSON that
+    # Home Assistant's own encoder (orjson: strict UTF-8, 64-bit) takes.
     assert_plain_json(as_dict)
+    json_bytes(as_dict)
     text = json.dumps(as_dict, allow_nan=False)
+    if isinstance(event, UnknownEvent):
+        return  # passed through as it came (made storable)
+    # Known types are normalised, and they read back the same.
     assert as_dict["event_type"] in KNOWN_TYPES
     if isinstance(event, VerificationEvent):
         return  # as_dict() leaves the handshake's string out on purpose

@@ -251,7 +251,7 @@ async def test_malformed_event_is_skipped_and_the_stream_stays(
     caplog: Any,
 ) -> None:
     emulator.emit_raw(b"data: {broken\r\n\r\n")
-    emulator.emit("incoming_call", {"call_id": 1})  # no call_src
+    emulator.emit("incoming_call", {"call_src": "+7"})  # no call_id: unusable
     emulator.emit_raw(b"data: [1]\r\n\r\n")
     emulator.emit("incoming_call", call(2))
     await wait_for_state(hass, CALL_STATE, "ringing")

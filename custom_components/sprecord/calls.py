@@ -5,6 +5,11 @@ reads what changed. Several calls at once are normal (one per GSM line); the
 PBX is idle only when none is left. A call whose end never arrives (a dropped
 stream) expires, so no state sticks on ringing or talking. Memory is bounded
 however the server behaves.
+
+Call ids are not unique for ever: a PBX that restarted while we were not
+listening counts them from 1 again. An event for a call that ended less than
+`LATE_EVENT_WINDOW` ago is late, out of order or repeated; after that, a call
+with the same id is a new call.
 """
 
 from __future__ import annotations
@@ -30,6 +35,12 @@ from .api import (
 DEFAULT_CALL_TIMEOUT = timedelta(hours=3)
 RING_TIMEOUT = timedelta(minutes=10)
 """No GSM call rings or dials this long: after it, the call is over."""
+LATE_EVENT_WINDOW = timedelta(minutes=1)
+"""Events of a call that ended this recently are late or repeats, and ignored
+(an end may come before its start). Later, the call's id is a new call's."""
+FINISHED_CALL_MEMORY = timedelta(hours=1)
+"""Finished calls are remembered this long (and at most `MAX_FINISHED_CALLS`):
+the late end of a call that expired completes it within this time."""
 MAX_ACTIVE_CALLS = 32
 MAX_FINISHED_CALLS = 256
 MAX_LINES = 64
@@ -181,6 +192,7 @@ class CallTracker:
 
     def apply(self, event: SpRecordEvent, now: datetime) -> CallChange | None:
         """Apply a call event; return what changed, or None for nothing."""
+        self._forget_finished(now)
         match event:
             case CallEvent():
                 return self._apply_call_event(event, now)
@@ -188,7 +200,7 @@ class CallTracker:
                 call = self.active.get(event.call_id)
                 if call is None:
                     return None
-                call.answered_by = event.number
+                call.answered_by = event.number or call.answered_by
                 call.updated = now
                 return CallChange(call)
             case CallEndEvent():
@@ -209,8 +221,11 @@ class CallTracker:
 
     def _apply_call_event(self, event: CallEvent, now: datetime) -> CallChange | None:
         """Start a call, or move it to talking."""
-        if event.call_id in self._finished:
-            return None  # a late or repeated event of a call that is over
+        finished = self._finished.get(event.call_id)
+        if finished is not None:
+            if _is_late(finished, now):
+                return None  # a late or repeated event of a call that is over
+            del self._finished[event.call_id]  # the id is reused: a new call
         call = self.active.get(event.call_id)
         talking = isinstance(event, StartTalkEvent)
         if call is None:
@@ -245,7 +260,9 @@ class CallTracker:
         if call is None:
             call = self._finished.get(event.call_id)
             if call is not None and not call.expired:
-                return None  # ended already: a repeated end
+                if _is_late(call, now):
+                    return None  # ended already: a repeated end
+                call = None  # a new call with a reused id, its start unseen
             if call is None:
                 # Its start was not seen (before a restart or a lost stream).
                 call = Call(
@@ -276,6 +293,16 @@ class CallTracker:
         while len(self._finished) > MAX_FINISHED_CALLS:
             self._finished.popitem(last=False)
 
+    def _forget_finished(self, now: datetime) -> None:
+        """Forget the finished calls older than `FINISHED_CALL_MEMORY`."""
+        cutoff = now - FINISHED_CALL_MEMORY
+        finished = self._finished
+        while finished:
+            oldest = next(iter(finished.values()))
+            if oldest.ended is not None and oldest.ended > cutoff:
+                break
+            finished.popitem(last=False)
+
     def _deadline(self, call: Call) -> datetime:
         """Return when a call without news is taken to be over."""
         ringing = call.state in (CallState.RINGING, CallState.DIALING)
@@ -291,6 +318,11 @@ class CallTracker:
         for call in expired:
             self._finish(call, expired=True, now=now)
         return expired
+
+
+def _is_late(call: Call, now: datetime) -> bool:
+    """Tell whether an event for a finished call may still be one of its own."""
+    return call.ended is not None and now - call.ended <= LATE_EVENT_WINDOW
 
 
 def _datetime(value: str | None) -> datetime | None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.components.event import (
+    ATTR_EVENT_TYPE,
+    ATTR_EVENT_TYPES,
+    EventEntity,
+    EventEntityDescription,
+)
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -22,6 +27,7 @@ from .coordinator import SpRecordConfigEntry, SpRecordCoordinator
 from .entity import SpRecordEntity
 
 PARALLEL_UPDATES = 0
+_RESERVED = frozenset({ATTR_EVENT_TYPE, ATTR_EVENT_TYPES})
 MISSED_CALL = "missed_call"
 """Fired by the call entity after the `call_end` of a missed incoming call."""
 
@@ -84,7 +90,10 @@ class _SpRecordEventEntity(SpRecordEntity, EventEntity):
 
     @callback
     def _fire(self, event_type: str, attributes: dict[str, Any]) -> None:
-        self._trigger_event(event_type, attributes)
+        # A payload field named like the entity's own attributes (the PBX may
+        # add fields) must not overwrite them.
+        extra = {k: v for k, v in attributes.items() if k not in _RESERVED}
+        self._trigger_event(event_type, extra)
         self.async_write_ha_state()
 
 

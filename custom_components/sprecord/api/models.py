@@ -3,8 +3,20 @@
 The vendor's own examples are loose (`call_id` is `8` in one event and `"8"`
 in the next), so `parse_event()` accepts what is plainly meant and normalises
 it: ids become strings, numbers become ints, the SMS date becomes a datetime
-when it can be read. What cannot be read raises `ProtocolError` naming the
+when it can be read.
+
+Events are taken leniently: only what identifies an event is required (the
+`call_id` of a call event, the `text` of an SMS). Any other field may be
+missing, null or unreadable: it is then `None` (a call's parties and line),
+empty text (an SMS's sender and line) or `not_def` (a call's status). Payload
+fields this library does not know are kept in `extra`, and `payload_dict()`
+gives them back. What cannot be read at all raises `ProtocolError` naming the
 field, so the caller can skip that one event and keep the stream.
+
+Everything from the server is made storable once, here: text is made valid
+Unicode (a lone UTF-16 surrogate, half an emoji, becomes U+FFFD), integers
+past 64 bits become text, non-finite numbers become null, and nesting is
+bounded. What leaves this module can be saved and serialised as it is.
 """
 
 from __future__ import annotations
@@ -78,15 +90,21 @@ class SpRecordEvent:
 
     event_type: ClassVar[str]
     device_id: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Payload fields this library does not know, kept as they came."""
 
     @property
     def type(self) -> str:
         """Return the event type as the server named it."""
         return self.event_type
 
-    def payload_dict(self) -> dict[str, Any]:
-        """Return the normalised payload, JSON-serialisable."""
+    def fields_dict(self) -> dict[str, Any]:
+        """Return the normalised known fields of the payload."""
         return {}
+
+    def payload_dict(self) -> dict[str, Any]:
+        """Return the normalised payload with its unknown fields, JSON-ready."""
+        return {**self.extra, **self.fields_dict()}
 
     def as_dict(self) -> dict[str, Any]:
         """Return the normalised envelope, JSON-serialisable."""
@@ -106,18 +124,18 @@ class StartupEvent(SpRecordEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallEvent(SpRecordEvent):
-    """A call event that names both parties and the line."""
+    """A call event: its id, and the parties and line when the server names them."""
 
     call_id: str
-    call_src: str
-    """The number the call comes from."""
-    call_dst: str
+    call_src: str | None = None
+    """The number the call comes from; None when withheld or not sent."""
+    call_dst: str | None = None
     """The PBX's internal number (extension)."""
-    trunk: str
+    trunk: str | None = None
     """The line (trunk) the call is on, e.g. `GSM1`."""
 
-    def payload_dict(self) -> dict[str, Any]:
-        """Return the normalised payload."""
+    def fields_dict(self) -> dict[str, Any]:
+        """Return the normalised known fields."""
         return {
             "call_id": self.call_id,
             "call_src": self.call_src,
@@ -153,14 +171,15 @@ class CallEndEvent(SpRecordEvent):
 
     event_type: ClassVar[str] = EventType.CALL_END.value
     call_id: str
-    status: RecordCallStatus
+    status: RecordCallStatus = RecordCallStatus.NOT_DEF
+    """How it ended; `not_def` when the server did not say."""
     record_id: int | None = None
     """The id of the call's recording."""
     duration: int | None = None
     """Length of the call in seconds."""
 
-    def payload_dict(self) -> dict[str, Any]:
-        """Return the normalised payload."""
+    def fields_dict(self) -> dict[str, Any]:
+        """Return the normalised known fields."""
         return {
             "call_id": self.call_id,
             "record_id": self.record_id,
@@ -175,11 +194,11 @@ class AnswerElsewhereEvent(SpRecordEvent):
 
     event_type: ClassVar[str] = EventType.ANSWER_ELSEWHERE.value
     call_id: str
-    number: str
-    """The internal number where it happened."""
+    number: str | None = None
+    """The internal number where it happened, when the server names it."""
 
-    def payload_dict(self) -> dict[str, Any]:
-        """Return the normalised payload."""
+    def fields_dict(self) -> dict[str, Any]:
+        """Return the normalised known fields."""
         return {"call_id": self.call_id, "number": self.number}
 
 
@@ -188,14 +207,17 @@ class IncomingSmsEvent(SpRecordEvent):
     """An SMS arrived on a line."""
 
     event_type: ClassVar[str] = EventType.INCOMING_SMS.value
-    sms_src: str
     text: str
-    trunk: str
+    """The message; it may be empty."""
+    sms_src: str = ""
+    """The sender; empty when the server does not name one."""
+    trunk: str = ""
+    """The line it came in on; empty when the server does not name one."""
     date: datetime | str | None = None
     """When it arrived: a datetime when readable, else the server's text."""
 
-    def payload_dict(self) -> dict[str, Any]:
-        """Return the normalised payload."""
+    def fields_dict(self) -> dict[str, Any]:
+        """Return the normalised known fields."""
         return {
             "sms_src": self.sms_src,
             "text": self.text,
@@ -232,82 +254,173 @@ class UnknownEvent(SpRecordEvent):
         return self.name
 
     def payload_dict(self) -> dict[str, Any]:
-        """Return the payload as it came."""
+        """Return the payload as it came (made storable)."""
         return dict(self.payload)
+
+
+# --- making what the server sends storable ----------------------------------
+
+MAX_NESTING = 64
+"""Containers nested deeper than this in an event make it malformed: JSON
+libraries stop far short of what Python's parser takes (orjson at 255)."""
+INT64_MIN = -(2**63)
+UINT64_MAX = 2**64 - 1
+"""Integers outside these bounds are past what JSON libraries commonly hold."""
+
+
+def _valid_text(text: str) -> str:
+    r"""Return `text` as valid Unicode: a lone UTF-16 surrogate becomes U+FFFD.
+
+    JSON can carry half of a surrogate pair as an escape (`"\ud83d"`, half
+    an emoji, as an SMS split inside an emoji gives); Python's parser keeps it,
+    but such a string cannot be encoded, saved or sent on. A pair that came as
+    two separate halves is joined; everything else is kept as it is.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
+def _storable(value: Any, depth: int = 0) -> Any:
+    """Return a JSON value that any store and serialiser takes, recursively.
+
+    Text is made valid Unicode (keys too), integers past 64 bits become their
+    digits as text, NaN and infinities become None. Raises `ProtocolError`
+    when containers nest deeper than `MAX_NESTING`.
+    """
+    if isinstance(value, Mapping):
+        _check_nesting(depth)
+        return {
+            _storable_scalar(key): _storable(item, depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        _check_nesting(depth)
+        return [_storable(item, depth + 1) for item in value]
+    return _storable_scalar(value)
+
+
+def _storable_scalar(value: Any) -> Any:
+    """Return one JSON scalar made storable (see `_storable()`)."""
+    if isinstance(value, str):
+        return _valid_text(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if INT64_MIN <= value <= UINT64_MAX else _digits(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _check_nesting(depth: int) -> None:
+    """Refuse an event whose containers nest deeper than `MAX_NESTING`."""
+    if depth >= MAX_NESTING:
+        raise ProtocolError(f"event is nested deeper than {MAX_NESTING} levels")
+
+
+def _digits(value: int) -> str | None:
+    """Return a big integer's digits, or None past Python's digit limit."""
+    try:
+        return str(value)
+    except ValueError:
+        return None
 
 
 # --- normalisation ---------------------------------------------------------
 
 
-class _Payload:
-    """Reads fields of one payload, raising errors that name the field."""
+def _as_text(value: Any) -> str | None:
+    """Read text: a string, or an integer (as JSON numbers come) as its digits."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return None
 
-    __slots__ = ("_event_type", "_raw")
+
+class _Payload:
+    """Reads fields of one payload; remembers which, so the rest is extra.
+
+    Only the fields that identify an event are required: their readers raise
+    errors that name the field. Every other reader takes a missing, null or
+    unreadable value as not given.
+    """
+
+    __slots__ = ("_event_type", "_raw", "_read")
 
     def __init__(self, event_type: str, raw: Mapping[str, Any]) -> None:
         self._event_type = event_type
         self._raw = raw
+        self._read: set[str] = set()
 
     def _error(self, key: str, problem: str) -> ProtocolError:
         return ProtocolError(f"{self._event_type}: payload.{key} {problem}")
 
-    def text(self, key: str, *, allow_empty: bool = True) -> str:
-        """Read a string field; integers are accepted and turned into text."""
-        if key not in self._raw:
+    def _get(self, key: str) -> Any:
+        """Return a field's value (None when missing) and note it as known."""
+        self._read.add(key)
+        return self._raw.get(key)
+
+    def extra(self) -> dict[str, Any]:
+        """Return the fields no reader asked for, as they came."""
+        return {k: v for k, v in self._raw.items() if k not in self._read}
+
+    def required_text(self, key: str, *, allow_empty: bool = True) -> str:
+        """Read a required string field; integers are turned into text."""
+        value = self._get(key)
+        if value is None and key not in self._raw:
             raise self._error(key, "is missing")
-        value = self._raw[key]
-        if isinstance(value, str):
-            if not allow_empty and not value.strip():
-                raise self._error(key, "is empty")
-            return value
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        raise self._error(key, f"must be a string, got {type(value).__name__}")
+        text = _as_text(value)
+        if text is None:
+            raise self._error(key, f"must be a string, got {type(value).__name__}")
+        if not allow_empty and not text.strip():
+            raise self._error(key, "is empty")
+        return text
+
+    def identifier(self, key: str) -> str:
+        """Read the id of an event: required, text or an integer, not blank."""
+        return self.required_text(key, allow_empty=False)
+
+    def text(self, key: str) -> str | None:
+        """Read an optional string field; None when missing or unreadable."""
+        return _as_text(self._get(key))
 
     def optional_int(self, key: str) -> int | None:
-        """Read an optional integer field; digit strings are accepted."""
-        value = self._raw.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool):
-            raise self._error(key, "must be an integer, got bool")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
+        """Read an optional integer; digit strings are accepted, junk is None."""
+        value = self._get(key)
         if isinstance(value, str):
-            stripped = value.strip()
-            if not stripped:
-                return None
             try:
-                return int(stripped)
+                value = int(value.strip())
             except ValueError:
-                pass
-        raise self._error(key, f"must be an integer, got {value!r:.40}")
+                return None
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+        return value if INT64_MIN <= value <= UINT64_MAX else None
 
     def status(self, key: str) -> RecordCallStatus:
-        """Read a call status; unknown texts are kept."""
-        if key not in self._raw:
-            raise self._error(key, "is missing")
-        value = self._raw[key]
-        if not isinstance(value, str) or not value:
-            raise self._error(key, "must be a non-empty string")
-        return RecordCallStatus(value)
+        """Read a call status: unknown texts are kept, none is `not_def`."""
+        text = _as_text(self._get(key))
+        if text is None or not text.strip():
+            return RecordCallStatus.NOT_DEF
+        return RecordCallStatus(text)
 
     def date(self, key: str) -> datetime | str | None:
         """Read a date: ISO 8601, Unix seconds, or the raw text if neither."""
-        value = self._raw.get(key)
-        if value is None or isinstance(value, bool):
-            return None
-        if isinstance(value, int | float):
+        value = self._get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
             return _from_timestamp(value) or str(value)
-        if not isinstance(value, str):
-            raise self._error(key, f"must be a string, got {type(value).__name__}")
+        if not isinstance(value, str) or not value.strip():
+            return None  # not given, or nothing a date can be read from
         text = value.strip()
-        if not text:
-            return None
         try:
             return datetime.fromisoformat(text)
         except ValueError:
@@ -345,10 +458,11 @@ _CALL_EVENTS: dict[str, type[CallEvent]] = {
 def parse_event(raw: str | bytes | Mapping[str, Any]) -> SpRecordEvent:
     """Turn one event envelope (JSON text or a decoded mapping) into a model.
 
-    Raises `ProtocolError` naming the field when the envelope or a known
-    event's payload is malformed. Unknown event types become `UnknownEvent`.
+    Raises `ProtocolError` naming the field when the envelope, or what
+    identifies a known event, is malformed. Unknown event types become
+    `UnknownEvent`. What comes out is storable (see `_storable()`).
     """
-    envelope = _decode(raw)
+    envelope = _storable(_decode(raw))
     device_id = envelope.get("device_id")
     if isinstance(device_id, int) and not isinstance(device_id, bool):
         device_id = str(device_id)
@@ -380,36 +494,40 @@ def _build(
     if call_class := _CALL_EVENTS.get(event_type):
         return call_class(
             device_id=device_id,
-            call_id=p.text("call_id", allow_empty=False),
+            call_id=p.identifier("call_id"),
             call_src=p.text("call_src"),
             call_dst=p.text("call_dst"),
             trunk=p.text("trunk"),
+            extra=p.extra(),
         )
     match event_type:
         case EventType.CALL_END:
             return CallEndEvent(
                 device_id=device_id,
-                call_id=p.text("call_id", allow_empty=False),
+                call_id=p.identifier("call_id"),
                 record_id=p.optional_int("record_id"),
                 duration=p.optional_int("duration"),
                 status=p.status("status"),
+                extra=p.extra(),
             )
         case EventType.ANSWER_ELSEWHERE:
             return AnswerElsewhereEvent(
                 device_id=device_id,
-                call_id=p.text("call_id", allow_empty=False),
+                call_id=p.identifier("call_id"),
                 number=p.text("number"),
+                extra=p.extra(),
             )
         case EventType.INCOMING_SMS:
             return IncomingSmsEvent(
                 device_id=device_id,
-                sms_src=p.text("sms_src"),
-                text=p.text("text"),
-                trunk=p.text("trunk"),
+                text=p.required_text("text"),
+                sms_src=p.text("sms_src") or "",
+                trunk=p.text("trunk") or "",
                 date=p.date("date"),
+                extra=p.extra(),
             )
         case EventType.STARTUP:
-            return StartupEvent(device_id=device_id)
+            return StartupEvent(device_id=device_id, extra=p.extra())
     return UnknownEvent(device_id=device_id, name=event_type, payload=raw_payload)
 
 
