@@ -67,6 +67,8 @@ class EmulatorStats:
     """Streams refused with 429."""
     rejected_forced: int = 0
     """Streams refused with a status forced by `fail_streams()`."""
+    rejected_subscriptions: int = 0
+    """Subscriptions refused with a status forced by `fail_subscriptions()`."""
     max_open_streams: int = 0
     """The most streams one key held open at the same moment."""
     events_emitted: int = 0
@@ -114,6 +116,7 @@ class SpRecordEmulator:
         self._streams: dict[str, set[_Stream]] = {}
         self._refused_keys: set[str] = set()
         self._forced: deque[int] = deque()
+        self._forced_subscriptions: deque[int] = deque()
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._player: asyncio.Task[None] | None = None
@@ -285,6 +288,10 @@ class SpRecordEmulator:
         key = self._key_of(request)
         if key is None:
             return json_error(401, "Invalid or missing API key")
+        if self._forced_subscriptions:
+            self.stats.rejected_subscriptions += 1
+            status = self._forced_subscriptions.popleft()
+            return json_error(status, "Forced failure")
         try:
             body = await request.json()
         except ValueError:
@@ -411,9 +418,14 @@ class SpRecordEmulator:
         """Answer the next `count` stream requests with HTTP `status`."""
         self._forced.extend([status] * count)
 
+    def fail_subscriptions(self, status: int, count: int = 1) -> None:
+        """Answer the next `count` `/sys/subscribe_events` with HTTP `status`."""
+        self._forced_subscriptions.extend([status] * count)
+
     def clear_failures(self) -> None:
-        """Forget the forced answers `fail_streams` still had to give."""
+        """Forget the forced answers still to give."""
         self._forced.clear()
+        self._forced_subscriptions.clear()
 
     def restart_ids(self) -> None:
         """Count SSE ids from 1 again, as a server that lost its state does."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from custom_components.sprecord.api import parse_event
-from custom_components.sprecord.dedupe import RecentEvents
+from custom_components.sprecord.dedupe import RecentEvents, SeenStreamIds
 
 
 def sms(text: str, device: str = "pbx") -> object:
@@ -46,3 +46,16 @@ def test_real_clock_is_used_by_default() -> None:
     recent = RecentEvents()
     assert recent.first_time(sms("a"))
     assert not recent.first_time(sms("a"))
+
+
+def test_a_replayed_stream_id_is_recognised_only_with_its_content() -> None:
+    seen = SeenStreamIds(window=10.0, max_ids=3)
+    assert not seen.replayed("7", sms("a"), now=0.0)
+    assert seen.replayed("7", sms("a"), now=1.0)  # resumed at-least-once
+    assert not seen.replayed("7", sms("b"), now=1.0)  # ids counted again
+    assert not seen.replayed("", sms("b"), now=1.0)  # no id: nothing to tell
+    # Long after, the same id and content is a new event, not a replay.
+    assert not seen.replayed("7", sms("b"), now=20.0)
+    for number in range(5):
+        seen.replayed(str(number), sms("c"), now=21.0)
+    assert not seen.replayed("7", sms("b"), now=21.0)  # pushed out by number

@@ -39,6 +39,9 @@ from custom_components.sprecord.const import (
     TRANSPORT_SSE,
     TRANSPORT_WEBHOOK,
 )
+from custom_components.sprecord.diagnostics import (
+    async_get_config_entry_diagnostics,
+)
 from custom_components.sprecord.webhook import EVENT_TYPES, MAX_BODY
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
@@ -678,4 +681,81 @@ async def test_cloud_errors_while_making_the_cloudhook_are_caught(
     logged = [r for r in caplog.records if "could not make" in r.getMessage()]
     assert len(logged) == 1  # once, not per retry
     assert "Task exception was never retrieved" not in caplog.text
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_the_vendors_own_verification_notation_is_answered(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+) -> None:
+    """The vendor's page writes the request as `key = value` pairs in braces."""
+    body = (
+        "{\n  device_id = Y7d6hP0mjNBI,\n  event_type = verification,\n"
+        "  payload = 3f9a77c2\n}"
+    )
+    response = await post(ha_url, body)
+    assert response.status == 200
+    expected = hashlib.md5(b"3f9a77c2").hexdigest()  # noqa: S324
+    assert await response.json() == {"result": expected}
+
+
+async def test_diagnostics_hide_the_registered_hook_url(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+) -> None:
+    """The hook's URL holds the webhook id, which is all that guards it."""
+    assert WEBHOOK_ID in hook_entry.data[CONF_HOOK_URL]
+    diagnostics = await async_get_config_entry_diagnostics(hass, hook_entry)
+    text = json.dumps(diagnostics)
+    assert WEBHOOK_ID not in text, [
+        line for line in text.split(",") if WEBHOOK_ID in line
+    ]
+
+
+async def test_leaving_webhook_mode_retries_until_the_cloud_takes_it(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refused unsubscription keeps the cloudhook (the cloud still posts)."""
+    monkeypatch.setattr("custom_components.sprecord.webhook.RETRY_MIN", 0.01)
+    relay = f"{ha_url}/api/webhook/{WEBHOOK_ID}"
+    hass.config.components.add("cloud")
+    with (
+        patch(
+            "homeassistant.components.cloud.async_active_subscription",
+            return_value=True,
+        ),
+        patch(
+            "homeassistant.components.cloud.async_get_or_create_cloudhook",
+            AsyncMock(return_value=relay),
+        ),
+        patch(
+            "homeassistant.components.cloud.async_listen_connection_change",
+            return_value=lambda: None,
+        ),
+        patch(
+            "homeassistant.components.cloud.async_delete_cloudhook", AsyncMock()
+        ) as delete,
+    ):
+        entry = make_entry(emulator, TRANSPORT_WEBHOOK)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await wait_until(lambda: emulator.hooks.get("demo") is not None)
+        emulator.fail_subscriptions(500, count=2)
+        result = await hass.config_entries.options.async_init(entry.entry_id)
+        await hass.config_entries.options.async_configure(
+            result["flow_id"], {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 180}
+        )
+        await hass.async_block_till_done()
+        await wait_until(lambda: CONF_CLOUDHOOK_URL not in entry.data)
+        delete.assert_awaited_once_with(hass, WEBHOOK_ID)
+    assert emulator.hooks.get("demo").subscribe == []
+    assert emulator.stats.rejected_subscriptions == 2
     assert await hass.config_entries.async_unload(entry.entry_id)

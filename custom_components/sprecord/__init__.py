@@ -13,9 +13,10 @@ from homeassistant.const import (
     Platform,
     __version__ as HA_VERSION,  # noqa: N812
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.start import async_at_started
 
 from . import coordinator as coordinator_module
 from .api import ProtocolError, SpRecordClient
@@ -88,11 +89,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
         coordinator.async_start()
     if transport == TRANSPORT_SSE and had_webhook(entry):
         # The options left webhook mode: the cloud must stop POSTing to us.
-        entry.async_create_background_task(
-            hass,
-            async_leave_webhook_mode(hass, entry, client),
-            f"{DOMAIN} leave webhook mode {entry.title}",
-        )
+        # Once Home Assistant has started (Home Assistant Cloud connects then).
+        @callback
+        def leave(_hass: HomeAssistant) -> None:
+            entry.async_create_background_task(
+                hass,
+                async_leave_webhook_mode(hass, entry, client),
+                f"{DOMAIN} leave webhook mode {entry.title}",
+            )
+
+        entry.async_on_unload(async_at_started(hass, leave))
     if transport != TRANSPORT_SSE:
         coordinator.webhook = WebhookTransport(
             hass, entry, coordinator, coordinator.async_webhook_status
@@ -147,8 +153,12 @@ async def async_remove_config_entry_device(
     trunk = line_from_identifiers(entry, device.identifiers)
     if trunk is None:
         return False
-    if entry.state is ConfigEntryState.LOADED:
-        entry.runtime_data.coordinator.async_remove_line(trunk)
-    else:
+    if entry.state in (
+        ConfigEntryState.NOT_LOADED,
+        ConfigEntryState.SETUP_RETRY,
+        ConfigEntryState.SETUP_ERROR,
+    ):
         await SpRecordStore(hass, entry.entry_id).async_forget_line(trunk)
+    elif runtime := getattr(entry, "runtime_data", None):
+        runtime.coordinator.async_remove_line(trunk)
     return True

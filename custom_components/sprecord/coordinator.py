@@ -63,6 +63,8 @@ HEALTHY_STREAM_SECONDS = 60.0
 """A stream that lived this long resets the backoff, events or not."""
 STREAM_READ_TIMEOUT = 90.0
 """A stream that sends no byte (not even a keep-alive) this long is dead."""
+YIELD_EVERY = 50
+"""Events handled in a row before the stream yields to the event loop."""
 LINK_GRACE = 30.0
 """A drop shorter than this is not shown: no log, no unavailable entities."""
 
@@ -426,12 +428,18 @@ class SpRecordCoordinator:
 
     async def _read(self, stream: EventStream) -> None:
         """Handle the stream's events until it ends; then close it."""
+        handled = 0
         try:
             async for event in stream:
                 if self._stream_ids.replayed(stream.event_id, event):
                     self.stats.duplicates += 1
                     continue
                 self.async_handle_event(event, "sse")
+                handled += 1
+                if handled % YIELD_EVERY == 0:
+                    # A burst is all buffered: let the rest of Home Assistant
+                    # run between slices of it.
+                    await asyncio.sleep(0)
         except SpRecordError as err:
             self._link_down(err)
         except Exception as err:  # noqa: BLE001 (logged with its traceback)

@@ -26,27 +26,39 @@ def event_identity(event: SpRecordEvent) -> str:
 class SeenStreamIds:
     """The SSE ids of recently handled events, with what each event was.
 
-    A server that resumes after `Last-Event-ID` at-least-once sends again
-    events already handled: same id, same content. A server that restarted
-    may count its ids from 1 again: same id, other content, a new event.
+    A server that resumes after `Last-Event-ID` at-least-once sends again,
+    right after the reconnect, events already handled: same id, same content.
+    A server that restarted may count its ids from 1 again: same id, other
+    content, a new event. Ids are remembered for a minute (a replay comes at
+    once), so an event that merely repeats an old one later is not taken
+    for a replay.
     """
 
-    __slots__ = ("_seen", "max_ids")
+    __slots__ = ("_seen", "max_ids", "window")
 
-    def __init__(self, max_ids: int = MAX_EVENTS) -> None:
-        """Remember at most `max_ids` ids."""
+    def __init__(self, window: float = WINDOW, max_ids: int = MAX_EVENTS) -> None:
+        """Remember ids for `window` seconds, at most `max_ids` of them."""
+        self.window = window
         self.max_ids = max_ids
-        self._seen: OrderedDict[str, str] = OrderedDict()
+        self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
-    def replayed(self, event_id: str, event: SpRecordEvent) -> bool:
-        """Remember the event; tell whether it was handled under this id."""
+    def replayed(
+        self, event_id: str, event: SpRecordEvent, now: float | None = None
+    ) -> bool:
+        """Remember the event; tell whether it was just handled under this id."""
         if not event_id:
             return False
-        identity = event_identity(event)
+        now = time.monotonic() if now is None else now
         seen = self._seen
-        if seen.get(event_id) == identity:
+        while seen:
+            oldest, (_, when) = next(iter(seen.items()))
+            if now - when < self.window:
+                break
+            del seen[oldest]
+        identity = event_identity(event)
+        if (known := seen.get(event_id)) is not None and known[0] == identity:
             return True
-        seen[event_id] = identity
+        seen[event_id] = (identity, now)
         seen.move_to_end(event_id)
         if len(seen) > self.max_ids:
             seen.popitem(last=False)

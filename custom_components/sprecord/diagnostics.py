@@ -8,7 +8,7 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_CLOUDHOOK_URL, CONF_DEVICE_ID
+from .const import CONF_CLOUDHOOK_URL, CONF_DEVICE_ID, CONF_HOOK_URL
 from .coordinator import SpRecordConfigEntry
 
 TO_REDACT = {
@@ -16,6 +16,7 @@ TO_REDACT = {
     CONF_DEVICE_ID,
     CONF_WEBHOOK_ID,
     CONF_CLOUDHOOK_URL,
+    CONF_HOOK_URL,
     "webhook_url",
     "unique_id",
     # phone numbers

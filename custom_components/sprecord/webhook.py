@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import random
+import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from aiohttp import web
 from homeassistant.components import webhook
 from homeassistant.const import CONF_WEBHOOK_ID, EVENT_CORE_CONFIG_UPDATE
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.start import async_at_started
 
@@ -140,18 +142,25 @@ async def read_body(request: web.Request) -> bytes:
 
 
 def form_verification(body: bytes) -> str | None:
-    """Return the payload of a form-encoded verification request, if it is one.
+    """Return the payload of a verification request that is not JSON, if it is one.
 
-    The vendor's page writes the verification request as `key = value` pairs;
-    a server that sends it form-encoded is answered too. Events are JSON.
+    The vendor's page writes the verification request as `key = value` pairs
+    in braces, not as JSON; a server may send it that way or form-encoded
+    (`device_id=...&event_type=verification&payload=...`). Both are answered;
+    events themselves are JSON.
     """
     try:
-        text = body.decode()
-        fields = dict(parse_qsl(text, strict_parsing=True))
-    except (UnicodeDecodeError, ValueError):
+        text = body.decode().strip()
+    except UnicodeDecodeError:
         return None
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
-    if fields.get("event_type") != "verification" or "payload" not in fields:
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    fields: dict[str, str] = {}
+    for pair in re.split(r"[&,\n]", text):
+        key, equals, value = pair.partition("=")
+        if equals:
+            fields[unquote_plus(key).strip()] = unquote_plus(value).strip()
+    if fields.get("event_type") != "verification" or not fields.get("payload"):
         return None
     return fields["payload"]
 
@@ -274,9 +283,9 @@ class WebhookTransport:
                     "the SpRecord cloud cannot reach its webhook"
                 )
                 return  # a config or cloud change starts a new attempt
-            except Exception as err:  # noqa: BLE001 (cloud errors vary by version)
-                # CloudNotConnected, CloudNotAvailable...: SSE stands in and
-                # the cloudhook is asked for again later.
+            except HomeAssistantError as err:
+                # CloudNotConnected, CloudNotAvailable: SSE stands in and the
+                # cloudhook is asked for again later.
                 self._failed(
                     "Home Assistant Cloud could not make the webhook's cloudhook: "
                     f"{err.__class__.__name__}: {err}"
@@ -354,6 +363,30 @@ def had_webhook(entry: SpRecordConfigEntry) -> bool:
     )
 
 
+def _registered_url(hass: HomeAssistant, entry: SpRecordConfigEntry) -> str | None:
+    """Return the URL the SpRecord cloud may hold for the entry's webhook."""
+    url = entry.data.get(CONF_HOOK_URL) or entry.data.get(CONF_CLOUDHOOK_URL)
+    if url is not None:
+        return str(url)
+    try:
+        return _external_url(hass, entry.data[CONF_WEBHOOK_ID])
+    except NoURLAvailableError:
+        return None
+
+
+async def _verify_only(
+    hass: HomeAssistant, webhook_id: str, request: web.Request
+) -> web.Response:
+    """Answer the cloud's verification, and nothing else (while unsubscribing)."""
+    try:
+        event = await async_parse_request(request)
+    except (BodyTooLargeError, ProtocolError):
+        return _json_response({"error": "gone"}, status=410)
+    if isinstance(event, VerificationEvent):
+        return _json_response(verification_response(event.payload))
+    return _json_response({"error": "gone"}, status=410)
+
+
 async def async_unsubscribe(
     hass: HomeAssistant, entry: SpRecordConfigEntry, client: SpRecordClient
 ) -> bool:
@@ -362,41 +395,25 @@ async def async_unsubscribe(
     Used when the entry is removed and when it leaves webhook mode. The API
     has no unsubscribe call: the hook is registered again with an empty list
     of events. The cloud verifies the hook before it saves that, so the
-    webhook answers verification (and nothing else) meanwhile. Returns
-    whether the cloud took the empty list (or there was nothing to undo).
+    webhook answers verification (and nothing else) meanwhile. The cloudhook
+    is deleted only once the cloud took the empty list. Returns whether it
+    did (or there was nothing to undo).
     """
     webhook_id = entry.data.get(CONF_WEBHOOK_ID)
-    if not webhook_id:
+    if not webhook_id or (url := _registered_url(hass, entry)) is None:
         return True
-    url = entry.data.get(CONF_HOOK_URL) or entry.data.get(CONF_CLOUDHOOK_URL)
-    if url is None:
-        try:
-            url = _external_url(hass, webhook_id)
-        except NoURLAvailableError:
-            return True
-
-    async def verify_only(
-        hass: HomeAssistant, webhook_id: str, request: web.Request
-    ) -> web.Response:
-        try:
-            event = await async_parse_request(request)
-        except (BodyTooLargeError, ProtocolError):
-            return _json_response({"error": "gone"}, status=410)
-        if isinstance(event, VerificationEvent):
-            return _json_response(verification_response(event.payload))
-        return _json_response({"error": "gone"}, status=410)
-
+    # A handler may still be registered (an unload that failed).
+    webhook.async_unregister(hass, webhook_id)
     webhook.async_register(
-        hass, DOMAIN, "SpRecord (removing)", webhook_id, verify_only, local_only=False
+        hass, DOMAIN, "SpRecord (removing)", webhook_id, _verify_only, local_only=False
     )
-    done = True
     try:
         await client.subscribe_events(url, [])
     except SpRecordError as err:
-        done = False
         LOGGER.warning(
             "Could not tell the SpRecord cloud to stop webhook deliveries: %s", err
         )
+        return False  # the cloud still posts to the hook: keep it for a retry
     finally:
         webhook.async_unregister(hass, webhook_id)
     if entry.data.get(CONF_CLOUDHOOK_URL) and "cloud" in hass.config.components:
@@ -404,15 +421,21 @@ async def async_unsubscribe(
             await _cloud().async_delete_cloudhook(hass, webhook_id)
         except Exception as err:  # noqa: BLE001 (cloud errors vary by version)
             LOGGER.debug("Could not delete the cloudhook: %s", err)
-    return done
+    return True
 
 
 async def async_leave_webhook_mode(
     hass: HomeAssistant, entry: SpRecordConfigEntry, client: SpRecordClient
 ) -> None:
-    """After a switch to SSE only, undo the webhook the cloud still holds."""
-    if not await async_unsubscribe(hass, entry, client):
-        return  # kept for the next start or the removal to try again
+    """After a switch to SSE only, undo the webhook the cloud still holds.
+
+    Retried with backoff while the entry runs (the cloud or Home Assistant
+    Cloud may not be reachable yet); what is left is tried again at the next
+    start, or at removal.
+    """
+    delay = RETRY_MIN
+    while not await async_unsubscribe(hass, entry, client):
+        delay = await _backoff(delay)
     data = {
         key: value
         for key, value in entry.data.items()
