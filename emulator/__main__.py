@@ -1,6 +1,11 @@
 """Run the emulator.
 
 python -m emulator --port 8099 --api-key demo --scenario office
+
+`--pbxs N` gives the first key N PBXs (one account, several PBXs): the first
+has `--device-id`, the others made-up ids, the same on every run (see
+`make_device_id`), and a scenario spreads its traffic over them. Every other
+key has one PBX with a made-up id. The PBXs of each key are printed at start.
 """
 
 from __future__ import annotations
@@ -8,11 +13,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import logging
 import signal
 
 from .scenarios import SCENARIOS
-from .server import DEFAULT_DEVICE_ID, SpRecordEmulator
+from .server import DEFAULT_DEVICE_ID, SpRecordEmulator, make_device_id
+
+
+def _positive(text: str) -> int:
+    """Parse a positive integer argument."""
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--device-id", default=DEFAULT_DEVICE_ID, help="PBX id of the first key"
+    )
+    parser.add_argument(
+        "--pbxs",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="PBXs of the first key (default: 1); the others get made-up ids",
     )
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), help="traffic to play")
     parser.add_argument(
@@ -53,10 +74,13 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _serve(args: argparse.Namespace) -> None:
     keys = args.api_keys or ["demo"]
-    accounts = {
-        key: f"{args.device_id}" if i == 0 else f"device-{i}"
-        for i, key in enumerate(keys)
+    # Made-up ids are numbered on: the first key's extra PBXs, then one a key.
+    made_up = (make_device_id(n) for n in itertools.count(1))
+    accounts: dict[str, list[str]] = {
+        keys[0]: [args.device_id, *itertools.islice(made_up, args.pbxs - 1)]
     }
+    for key in keys[1:]:
+        accounts.setdefault(key, [next(made_up)])
     emulator = SpRecordEmulator(
         accounts=accounts,
         max_streams=args.max_streams,
@@ -65,6 +89,8 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     url = await emulator.start(args.host, args.port)
     print(f"SpRecord emulator on {url} (keys: {', '.join(keys)})", flush=True)
+    for key, pbxs in emulator.all_pbxs().items():
+        print(f"  key {key}: PBX {', PBX '.join(pbxs)}", flush=True)
     if args.scenario:
         emulator.play(args.scenario, speed=args.speed, seed=args.seed)
         print(f"playing scenario {args.scenario!r} at speed {args.speed:g}", flush=True)

@@ -4,14 +4,20 @@ The same operations as the emulator's methods, for the demo, the browser
 journey and benchmarks that run it as a separate process. Bodies are JSON:
 
 - `POST events`: `{"event_type", "payload", "key"?, "device_id"?}`, or
-  `{"events": [...]}` of those: emits events, answers their SSE ids.
+  `{"events": [...]}` of those: emits events, answers their SSE ids. Without
+  `device_id` an event comes from the key's first PBX.
+- `POST pbxs`: `{"key"?, "device_id"?}`: gives the key (default: the first)
+  one more PBX, with a made-up id when none is given; answers
+  `{"key", "device_id", "pbxs"}` (`pbxs`: all the key's PBX ids, first the
+  default one).
 - `POST raw`: `{"text"}` or `{"base64"}`: writes raw bytes to every stream.
 - `POST drop`: `{"mode"}` (`abort`, `close` or `mid_event`): ends every stream.
 - `POST stall`: open streams go silent, their sockets kept.
 - `POST auth`: `{"key"?, "valid"}`: makes a key fail authentication, or pass.
 - `POST fail_streams`: `{"status", "count"?}`: the next stream requests fail.
 - `POST scenario`: `{"name", "speed"?}` plays a scenario; `DELETE` stops it.
-- `GET state`: open streams, counts, hooks and deliveries.
+- `GET state`: each key's PBXs (`pbxs`: key -> device ids, first the
+  default one), open streams, counts, hooks and deliveries.
 - `POST reset`: resets the counts.
 """
 
@@ -36,6 +42,7 @@ def add_control_routes(app: web.Application, emulator: SpRecordEmulator) -> None
     """Add the control routes for `emulator` to `app`."""
     routes = _ControlRoutes(emulator)
     app.router.add_post(f"{PREFIX}/events", routes.events)
+    app.router.add_post(f"{PREFIX}/pbxs", routes.add_pbx)
     app.router.add_post(f"{PREFIX}/raw", routes.raw)
     app.router.add_post(f"{PREFIX}/drop", routes.drop)
     app.router.add_post(f"{PREFIX}/stall", routes.stall)
@@ -88,6 +95,20 @@ class _ControlRoutes:
                 )
             )
         return web.json_response({"ids": ids})
+
+    async def add_pbx(self, request: web.Request) -> web.Response:
+        """Give a key one more PBX."""
+        body = await _body(request)
+        key = body.get("key", next(iter(self._emulator.accounts)))
+        if key not in self._emulator.accounts:
+            return json_error(422, "unknown key")
+        device_id = body.get("device_id")
+        if device_id is not None and (not isinstance(device_id, str) or not device_id):
+            return json_error(422, "device_id must be a non-empty string")
+        device_id = self._emulator.add_pbx(device_id, key=key)
+        return web.json_response(
+            {"key": key, "device_id": device_id, "pbxs": self._emulator.pbxs(key)}
+        )
 
     async def raw(self, request: web.Request) -> web.Response:
         """Write raw bytes to every open stream."""

@@ -1,13 +1,20 @@
-"""Scenarios: scripted PBX traffic the emulator plays at a chosen speed."""
+"""Scenarios: scripted PBX traffic the emulator plays at a chosen speed.
+
+A scenario is called with a random source and the number of PBXs of the key
+it plays for (`pbxs`); each step names the PBX that sends it by its index in
+the key's list (`Step.pbx`, 0 being the first). With one PBX a scenario plays
+exactly what it played before keys could have several: the same seed gives
+the same traffic.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 import itertools
 import random
-from typing import Any
+from typing import Any, Protocol
 
 MOSCOW = timezone(timedelta(hours=3))
 
@@ -19,6 +26,15 @@ class Step:
     delay: float
     event_type: str
     payload: dict[str, Any]
+    pbx: int = 0
+    """The PBX that sends it: an index into the key's PBXs (0: the first)."""
+
+
+class Scenario(Protocol):
+    """Makes the steps of a scenario for a random source and `pbxs` PBXs."""
+
+    def __call__(self, rng: random.Random, *, pbxs: int = 1) -> Iterator[Step]:
+        """Return the steps (an endless scenario never stops)."""
 
 
 def _mobile(rng: random.Random) -> str:
@@ -30,17 +46,22 @@ class _Day:
     """Builds one office day as timed events, then yields them in order."""
 
     def __init__(
-        self, rng: random.Random, call_ids: Iterator[int], records: Iterator[int]
+        self,
+        rng: random.Random,
+        call_ids: Iterator[int],
+        records: Iterator[int],
+        pbx: int = 0,
     ) -> None:
         self.rng = rng
         self.call_ids = call_ids
         self.records = records
-        self.timeline: list[tuple[float, int, str, dict[str, Any]]] = []
+        self.pbx = pbx
+        self.timeline: list[tuple[float, int, int, str, dict[str, Any]]] = []
         self._order = itertools.count()
 
     def at(self, t: float, event_type: str, payload: dict[str, Any]) -> None:
         """Add an event at second `t` of the day."""
-        self.timeline.append((t, next(self._order), event_type, payload))
+        self.timeline.append((t, self.pbx, next(self._order), event_type, payload))
 
     def call(
         self,
@@ -97,23 +118,47 @@ class _Day:
             {"sms_src": sender, "text": text, "trunk": trunk, "date": date},
         )
 
-    def steps(self, lead: float) -> Iterator[Step]:
-        """Yield the day's events in time order, the first after `lead`."""
-        now = -lead
-        for t, _, event_type, payload in sorted(self.timeline):
-            yield Step(max(t - now, 0.0), event_type, payload)
-            now = t
+
+def _steps(days: Iterable[_Day], lead: float) -> Iterator[Step]:
+    """Yield the events of days played at once in time order, after `lead`.
+
+    At the same second, the first PBX's events come first.
+    """
+    now = -lead
+    timeline = sorted(event for day in days for event in day.timeline)
+    for t, pbx, _, event_type, payload in timeline:
+        yield Step(max(t - now, 0.0), event_type, payload, pbx)
+        now = t
 
 
-def office(rng: random.Random) -> Iterator[Step]:
+def office(rng: random.Random, *, pbxs: int = 1) -> Iterator[Step]:
     """Play an office day on lines GSM1 and GSM2, again and again.
 
     Calls in and out to extensions 101-107: answered, missed (no answer and
     busy), answered elsewhere, two calls at once, and SMS in Russian and
     English. A day lasts about five and a half minutes at speed 1.
+
+    With `pbxs` of 2 or more, the first PBX plays that day and each other one
+    a branch office's quieter day at the same time (see `_branch_day`). The
+    PBXs count call and record ids alike and all have a GSM1, as real ones
+    do: on the first day, the branch's first call rings with the same call
+    id on the same line as the office's first call.
     """
-    call_ids = itertools.count(rng.randint(100, 900))
-    records = itertools.count(rng.randint(1000, 9000))
+    first_call_id = rng.randint(100, 900)
+    first_record = rng.randint(1000, 9000)
+    call_ids = itertools.count(first_call_id)
+    records = itertools.count(first_record)
+    # Each branch has its own random source, made without drawing from
+    # `rng`, so the first PBX's traffic stays what it is with one PBX.
+    branches = [
+        (
+            pbx,
+            random.Random(f"{rng.getstate()!r}/pbx{pbx}"),  # noqa: S311 (not crypto)
+            itertools.count(first_call_id),
+            itertools.count(first_record),
+        )
+        for pbx in range(1, pbxs)
+    ]
     first_day = True
     while True:
         day = _Day(rng, call_ids, records)
@@ -158,9 +203,60 @@ def office(rng: random.Random) -> Iterator[Step]:
             iso=True,
         )
         day.call(280, trunk="GSM1", extension="106", ring=j(4, 7), talk=j(15, 25))
-        yield from day.steps(lead=0.0 if first_day else 30.0)
+        days = [day]
+        for pbx, branch_rng, branch_call_ids, branch_records in branches:
+            branch = _Day(branch_rng, branch_call_ids, branch_records, pbx)
+            _branch_day(branch, first_day=first_day)
+            days.append(branch)
+        yield from _steps(days, lead=0.0 if first_day else 30.0)
         first_day = False
 
 
-SCENARIOS: dict[str, Callable[[random.Random], Iterator[Step]]] = {"office": office}
-"""Scenario name -> a generator of steps for a random source."""
+def _branch_day(day: _Day, *, first_day: bool) -> None:
+    """Add a branch office's day: four calls and two SMS, GSM1 and GSM2.
+
+    Extensions 101-104: an answered call, an outgoing one, a missed one and
+    one answered elsewhere; SMS in Russian.
+    """
+    rng = day.rng
+    j = rng.uniform
+    if first_day:
+        day.at(1, "startup", {})
+    day.call(j(5, 7), trunk="GSM1", extension="101", ring=j(4, 8), talk=j(20, 40))
+    day.sms(
+        45,
+        trunk="GSM1",
+        sender=_mobile(rng),
+        text="Здравствуйте! Машина будет у склада в 15:30.",
+        iso=False,
+    )
+    day.call(
+        j(125, 135),
+        trunk="GSM1",
+        extension="102",
+        outgoing=True,
+        ring=j(5, 9),
+        talk=j(30, 50),
+    )
+    day.call(
+        j(185, 195), trunk="GSM2", extension="101", ring=j(15, 20), status="no_answer"
+    )
+    day.call(
+        j(225, 235),
+        trunk="GSM1",
+        extension="103",
+        ring=4,
+        talk=j(10, 20),
+        elsewhere="104",
+    )
+    day.sms(
+        300,
+        trunk="GSM2",
+        sender="MTS",
+        text="Баланс: 312,40 руб. Пополнить: mts.ru/pay",
+        iso=True,
+    )
+
+
+SCENARIOS: dict[str, Scenario] = {"office": office}
+"""Scenario name -> a generator of steps for a random source and PBX count."""

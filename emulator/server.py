@@ -8,6 +8,15 @@ the choices the client documents: the key is sent as `Authorization: Bearer`,
 every event carries an SSE `id:`, a stream resumes after `Last-Event-ID`, and
 a comment line keeps an idle stream alive.
 
+One key (one account) may have several PBXs, as the vendor's cloud allows:
+`accounts` maps a key to one device id or to a list of them (the first is the
+key's default PBX), `add_pbx()` adds one later and `pbxs()` lists them. All
+PBXs of a key share its streams, hook and stream limit; each event carries
+the `device_id` of the PBX it comes from (`emit(..., device_id=...)`; default:
+the key's first PBX). Scenarios spread their traffic over the key's PBXs.
+`make_device_id(n)` gives the n-th made-up PBX id, base64-looking like the
+vendor's and the same on every run.
+
 Everything a test needs to break it on purpose lives on the class as methods
 (drop, stall, raw bytes, failing auth, failing statuses) and is also served
 over HTTP under `/_emulator/` (see `control.py`).
@@ -16,9 +25,11 @@ over HTTP under `/_emulator/` (see `control.py`).
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections import deque
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+import hashlib
 import itertools
 import json
 import random
@@ -34,6 +45,17 @@ DEFAULT_DEVICE_ID = (
     "Y7d6hP0mjNBI+WBT+yptpgY7uY+zX1Oumg9CQ7nr7HACJHy9Fg8IhCr41wO3j0Jl7zUU="
 )
 """The PBX id from the vendor's own example."""
+
+
+def make_device_id(number: int) -> str:
+    """Return a made-up PBX id, the same for the same `number` on every run.
+
+    It looks like the vendor's: the base64 of 50 bytes, 68 characters of
+    `A-Z`, `a-z`, `0-9`, `+` and `/` ending in `=`.
+    """
+    digest = hashlib.sha512(f"sprecord-emulator-pbx-{number}".encode()).digest()
+    return base64.b64encode(digest[:50]).decode()
+
 
 DropMode = Literal["close", "abort", "mid_event"]
 _STOP = object()
@@ -85,7 +107,7 @@ class SpRecordEmulator:
     def __init__(
         self,
         *,
-        accounts: Mapping[str, str] | None = None,
+        accounts: Mapping[str, str | Sequence[str]] | None = None,
         max_streams: int = 3,
         keepalive: float = 15.0,
         history: int = 1000,
@@ -95,12 +117,24 @@ class SpRecordEmulator:
     ) -> None:
         """Configure the emulator.
 
-        `accounts` maps API keys to the PBX device id they see (default: key
-        `demo`, the vendor's example device). `keepalive` is the interval of
-        comment lines on an idle stream (0 turns them off). `history` events
-        are kept for resuming after `Last-Event-ID` when `replay` is on.
+        `accounts` maps API keys to the PBX device id they see, or to a list
+        of device ids when the account has several PBXs, the first being the
+        key's default (default: key `demo`, the vendor's example device).
+        `keepalive` is the interval of comment lines on an idle stream (0
+        turns them off). `history` events are kept for resuming after
+        `Last-Event-ID` when `replay` is on.
         """
-        self.accounts = dict(accounts or {"demo": DEFAULT_DEVICE_ID})
+        self.accounts: dict[str, str] = {}
+        """API key -> the device id of its first (default) PBX."""
+        self._more_pbxs: dict[str, list[str]] = {}
+        """API key -> the device ids of its other PBXs, in the order added."""
+        for key, given in (accounts or {"demo": DEFAULT_DEVICE_ID}).items():
+            ids = [given] if isinstance(given, str) else list(given)
+            if not ids:
+                raise ValueError(f"key {key!r} needs at least one PBX")
+            self.accounts[key] = ids[0]
+            for device_id in ids[1:]:
+                self.add_pbx(device_id, key=key)
         self.max_streams = max_streams
         self.keepalive = keepalive
         self.replay = replay
@@ -284,7 +318,11 @@ class SpRecordEmulator:
             self.stats.frames_written += len(items)
 
     async def _handle_subscribe(self, request: web.Request) -> web.Response:
-        """Serve `POST /sys/subscribe_events`: verify the hook, then store it."""
+        """Serve `POST /sys/subscribe_events`: verify the hook, then store it.
+
+        One hook serves all the key's PBXs; the handshake names the first
+        (the spec does not say which PBX an account's handshake names).
+        """
         key = self._key_of(request)
         if key is None:
             return json_error(401, "Invalid or missing API key")
@@ -297,6 +335,42 @@ class SpRecordEmulator:
         except ValueError:
             return json_error(422, "Body must be JSON")
         return await self.hooks.subscribe(key, self.accounts[key], body)
+
+    # --- accounts and their PBXs ---------------------------------------------
+
+    def pbxs(self, key: str | None = None) -> list[str]:
+        """Return the device ids of the PBXs of `key` (default: first key).
+
+        The first is the key's default PBX, `accounts[key]`.
+        """
+        key = key or next(iter(self.accounts))
+        first = self.accounts[key]
+        more = self._more_pbxs.get(key, [])
+        return [first, *(d for d in more if d != first)]
+
+    def add_pbx(self, device_id: str | None = None, *, key: str | None = None) -> str:
+        """Give `key` (default: first key) one more PBX; return its device id.
+
+        Without `device_id`, a new one is made up (see `make_device_id`).
+        Adding a PBX the key already has changes nothing. Its events go to the
+        key's streams and hook from then on, as the cloud does when a PBX is
+        bound to an account.
+        """
+        key = key or next(iter(self.accounts))
+        if key not in self.accounts:
+            raise KeyError(key)
+        if device_id is None:
+            taken = {d for ids in self.all_pbxs().values() for d in ids}
+            device_id = next(
+                d for n in itertools.count(1) if (d := make_device_id(n)) not in taken
+            )
+        if device_id not in self.pbxs(key):
+            self._more_pbxs.setdefault(key, []).append(device_id)
+        return device_id
+
+    def all_pbxs(self) -> dict[str, list[str]]:
+        """Return every key's PBX device ids (see `pbxs()`)."""
+        return {key: self.pbxs(key) for key in self.accounts}
 
     # --- events -----------------------------------------------------------
 
@@ -316,6 +390,8 @@ class SpRecordEmulator:
     ) -> int:
         """Send an event to every stream and hook of `key` (default: first).
 
+        `device_id` is the PBX it comes from (default: the key's first PBX);
+        any id is sent as given, one of another key or of no key included.
         Returns the event's SSE id.
         """
         key = key or next(iter(self.accounts))
@@ -349,10 +425,17 @@ class SpRecordEmulator:
         seed: int | None = None,
         key: str | None = None,
     ) -> None:
-        """Start playing a scenario (see `scenarios.py`), replacing any other."""
+        """Start playing a scenario (see `scenarios.py`), replacing any other.
+
+        The traffic is spread over the PBXs that `key` (default: first key)
+        has now; with one PBX it is the same as before accounts had several.
+        """
         self.stop_playing()
-        steps = SCENARIOS[name](random.Random(seed))  # noqa: S311 (not crypto)
-        self._player = self.run_task(self._play(steps, speed, key))
+        key = key or next(iter(self.accounts))
+        pbxs = self.pbxs(key)
+        rng = random.Random(seed)  # noqa: S311 (not crypto)
+        steps = SCENARIOS[name](rng, pbxs=len(pbxs))
+        self._player = self.run_task(self._play(steps, speed, key, pbxs))
 
     def stop_playing(self) -> bool:
         """Stop the scenario that plays; tell whether one did."""
@@ -362,12 +445,18 @@ class SpRecordEmulator:
         player.cancel()
         return True
 
-    async def _play(self, steps: Iterator[Step], speed: float, key: str | None) -> None:
-        """Emit the steps of a scenario at `speed` times their pace."""
+    async def _play(
+        self, steps: Iterator[Step], speed: float, key: str, pbxs: list[str]
+    ) -> None:
+        """Emit the steps of a scenario at `speed` times their pace.
+
+        A step's `pbx` is an index into `pbxs`, the key's PBXs at the start.
+        """
         for step in steps:
             if step.delay:
                 await asyncio.sleep(step.delay / speed)
-            self.emit(step.event_type, step.payload, key=key)
+            device_id = pbxs[step.pbx % len(pbxs)]
+            self.emit(step.event_type, step.payload, key=key, device_id=device_id)
 
     # --- faults -----------------------------------------------------------
 
@@ -446,6 +535,7 @@ class SpRecordEmulator:
     def state(self) -> dict[str, Any]:
         """Return everything a test may want to read, as JSON."""
         return {
+            "pbxs": self.all_pbxs(),
             "open_streams": {key: len(s) for key, s in self._streams.items()},
             "stats": self.stats.as_dict(),
             "hooks": self.hooks.state(),

@@ -11,7 +11,8 @@ from homeassistant.components.automation.config import (
     async_validate_config_item,
 )
 from homeassistant.components.blueprint import models
-from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.core import Event, HomeAssistant, ServiceCall, callback
+from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util, yaml as yaml_util
 import pytest
@@ -20,7 +21,9 @@ from pytest_homeassistant_custom_component.common import (
     async_mock_service,
 )
 
-from emulator import SpRecordEmulator
+from custom_components.sprecord.const import DOMAIN, EVENT_SPRECORD, MODEL
+from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
+from emulator.server import make_device_id
 
 from .helpers import wait_until
 from .test_states import call, end
@@ -102,6 +105,13 @@ def test_blueprint_loads(path: Path) -> None:
     if "call_event" in blueprint.inputs:
         selector = blueprint.inputs["call_event"]["selector"]["entity"]
         assert selector["filter"] == [{"domain": ["event"], "integration": "sprecord"}]
+    if "pbx_device" in blueprint.inputs:
+        # Optional; only PBX devices, not their lines (also the integration's).
+        spec = blueprint.inputs["pbx_device"]
+        assert spec["default"] == ""
+        selector = spec["selector"]["device"]
+        assert selector["filter"] == [{"integration": "sprecord", "model": MODEL}]
+        assert not selector.get("multiple")
 
 
 @pytest.mark.parametrize("path", BLUEPRINTS, ids=lambda path: path.name)
@@ -314,6 +324,38 @@ async def test_sms_is_forwarded(hass: HomeAssistant, tmp_path: Path) -> None:
     ]
 
 
+async def test_sms_of_one_pbx_or_of_every_pbx(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """The PBX input keeps the SMS of its PBX device; empty keeps them all."""
+    every = async_mock_service(hass, "notify", "test")
+    one = async_mock_service(hass, "notify", "one")
+    await _set_up_automations(
+        hass,
+        tmp_path,
+        [
+            _use("forward_sms.yaml"),
+            _use("forward_sms.yaml", notify_service="notify.one", pbx_device="dev-a"),
+        ],
+    )
+    # As the integration fires it: `device_id` is the PBX's device in Home
+    # Assistant, `pbx_id` the PBX's own id; two PBXs of one account.
+    for device_id, pbx_id in (("dev-a", "pbx-a"), ("dev-b", "pbx-b")):
+        hass.bus.async_fire(
+            EVENT_SPRECORD,
+            {
+                "device_id": device_id,
+                "config_entry_id": "entry",
+                "pbx_id": pbx_id,
+                "event_type": "incoming_sms",
+                "payload": {"sms_src": "900", "text": pbx_id, "trunk": "GSM1"},
+            },
+        )
+    await hass.async_block_till_done()
+    assert _messages(every) == ["pbx-a (line GSM1)", "pbx-b (line GSM1)"]
+    assert _messages(one) == ["pbx-a (line GSM1)"]
+
+
 async def test_blueprints_with_the_integration(
     hass: HomeAssistant,
     tmp_path: Path,
@@ -338,3 +380,57 @@ async def test_blueprints_with_the_integration(
     assert messages[1].startswith("Missed call from +79161234567 on line GSM1 at ")
     assert messages[2] == "Hi (line GSM2)"
     assert notify[2].data["title"] == "SMS from +79990001122"
+
+
+async def test_forward_sms_of_one_of_two_pbxs_with_the_integration(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    """One account, two PBXs: the PBX input picks one PBX's device."""
+    second = emulator.add_pbx(make_device_id(1))
+    devices: dict[str, str] = {}
+
+    @callback
+    def learn(event: Event) -> None:
+        devices[event.data["pbx_id"]] = event.data["device_id"]
+
+    unsubscribe = hass.bus.async_listen(EVENT_SPRECORD, learn)
+    emulator.emit("startup")
+    emulator.emit("startup", device_id=second)
+    await wait_until(lambda: len(devices) == 2)
+    unsubscribe()
+    ours = {
+        device.id: device
+        for device in dr.async_entries_for_config_entry(
+            dr.async_get(hass), setup_entry.entry_id
+        )
+    }
+    for device_id in devices.values():
+        device = ours[device_id]  # a device of the entry
+        assert device.model == MODEL  # what the input's selector offers
+        assert any(domain == DOMAIN for domain, _ in device.identifiers)
+
+    every = async_mock_service(hass, "notify", "test")
+    one = async_mock_service(hass, "notify", "one")
+    await _set_up_automations(
+        hass,
+        tmp_path,
+        [
+            _use("forward_sms.yaml"),
+            _use(
+                "forward_sms.yaml",
+                notify_service="notify.one",
+                pbx_device=devices[second],
+            ),
+        ],
+    )
+    sms = {"sms_src": "900", "trunk": "GSM1"}
+    emulator.emit("incoming_sms", {**sms, "text": "first"})
+    emulator.emit("incoming_sms", {**sms, "text": "second"}, device_id=second)
+    await wait_until(lambda: len(every) == 2 and len(one) == 1)
+    await hass.async_block_till_done()
+    assert sorted(_messages(every)) == ["first (line GSM1)", "second (line GSM1)"]
+    assert _messages(one) == ["second (line GSM1)"]
+    assert devices[DEFAULT_DEVICE_ID] != devices[second]

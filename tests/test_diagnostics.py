@@ -18,9 +18,11 @@ from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 from .helpers import wait_until
 from .test_states import call, end
 
+SECOND_PBX = "K2xPq9Vd0aZr+Lm4Tt8Wc1Yb7Ue3Ns6Hf5Jg0Qi2Ro9="
 SECRETS = [
     "demo",
     DEFAULT_DEVICE_ID,
+    SECOND_PBX,
     "+79161234567",
     "+79031234567",
     "Секретный код 4821",
@@ -42,9 +44,10 @@ async def test_diagnostics_are_redacted(
         "incoming_sms",
         {"sms_src": "+79031234567", "text": "Секретный код 4821", "trunk": "GSM1"},
     )
+    emulator.emit("incoming_call", call(1, trunk="GSM1"), device_id=SECOND_PBX)
     emulator.emit_raw(b"data: {bad\r\n\r\n")
     stats = setup_entry.runtime_data.coordinator.stats
-    await wait_until(lambda: sum(stats.events_by_type.values()) == 5)
+    await wait_until(lambda: sum(stats.events_by_type.values()) == 6)
     await wait_until(lambda: stats.malformed_events == 1)
 
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, setup_entry)
@@ -53,8 +56,11 @@ async def test_diagnostics_are_redacted(
         assert secret not in text
     assert diagnostics["link"]["connects"] == 1
     assert diagnostics["link"]["malformed_events"] == 1
-    assert diagnostics["link"]["events_by_type"]["incoming_call"] == 2
-    assert diagnostics["calls"]["missed_count"] == 1
+    assert diagnostics["link"]["events_by_type"]["incoming_call"] == 3
+    first, second = diagnostics["pbxs"]
+    assert first["calls"]["missed_count"] == 1
+    assert second["calls"]["state"] == "ringing"
+    assert second["name"] == "SpRecord MiniPBX 2"
     assert diagnostics == snapshot(
         exclude=props(
             "entry_id",

@@ -7,7 +7,9 @@ import base64
 from collections import Counter
 from collections.abc import AsyncIterator
 import contextlib
+import hashlib
 import itertools
+import json
 import os
 from pathlib import Path
 import random
@@ -16,14 +18,17 @@ import sys
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 import pytest
 
 from custom_components.sprecord.api import SpRecordClient, parse_event
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 from emulator.__main__ import _parser, _serve
 from emulator.scenarios import SCENARIOS, Step
+from emulator.server import make_device_id
 
 AUTH = {"Authorization": "Bearer demo"}
+SECOND_PBX = make_device_id(1)
 
 
 @pytest.fixture
@@ -49,6 +54,15 @@ async def read_frames(response: aiohttp.ClientResponse, count: int) -> bytes:
         while data.count(b"\r\n\r\n") < count:
             data += await response.content.readany()
     return data
+
+
+def envelopes(data: bytes) -> list[dict[str, Any]]:
+    """Return the events of SSE frames as dicts."""
+    return [
+        parse_event(frame.split(b"data: ", 1)[1]).as_dict()
+        for frame in data.split(b"\r\n\r\n")
+        if b"data: " in frame
+    ]
 
 
 # --- the API ---------------------------------------------
@@ -178,6 +192,140 @@ async def test_client_disconnect_frees_the_slot_at_once(
     assert emulator.stats.connects == 20
 
 
+# --- several PBXs on one key ---------------------------------------------
+
+
+def test_made_up_device_ids_look_like_the_vendors() -> None:
+    ids = [make_device_id(n) for n in range(1, 6)]
+    assert len(set(ids)) == 5
+    assert ids == [make_device_id(n) for n in range(1, 6)]  # the same every run
+    for device_id in ids:
+        # The vendor's example has 69 characters, not valid base64; ours are.
+        assert len(device_id) == 68
+        assert device_id.endswith("=")
+        assert len(base64.b64decode(device_id, validate=True)) == 50
+
+
+def test_accounts_take_one_pbx_or_a_list() -> None:
+    emulator = SpRecordEmulator(
+        accounts={"demo": [DEFAULT_DEVICE_ID, SECOND_PBX], "other": "device-2"}
+    )
+    assert emulator.accounts == {"demo": DEFAULT_DEVICE_ID, "other": "device-2"}
+    assert emulator.pbxs() == emulator.pbxs("demo") == [DEFAULT_DEVICE_ID, SECOND_PBX]
+    assert emulator.pbxs("other") == ["device-2"]
+    assert emulator.state()["pbxs"] == {
+        "demo": [DEFAULT_DEVICE_ID, SECOND_PBX],
+        "other": ["device-2"],
+    }
+    assert SpRecordEmulator().pbxs() == [DEFAULT_DEVICE_ID]
+    with pytest.raises(ValueError, match="at least one PBX"):
+        SpRecordEmulator(accounts={"demo": []})
+
+
+def test_add_pbx() -> None:
+    emulator = SpRecordEmulator()
+    emulator.accounts["other"] = "device-2"  # as tests add keys
+    assert emulator.add_pbx() == SECOND_PBX  # a made-up id
+    assert emulator.add_pbx() == make_device_id(2)
+    assert emulator.add_pbx("mine", key="other") == "mine"
+    assert emulator.add_pbx("mine", key="other") == "mine"  # already there
+    assert emulator.add_pbx(SECOND_PBX, key="other") == SECOND_PBX
+    assert emulator.add_pbx(key="other") == make_device_id(3)  # not a taken one
+    assert emulator.all_pbxs() == {
+        "demo": [DEFAULT_DEVICE_ID, SECOND_PBX, make_device_id(2)],
+        "other": ["device-2", "mine", SECOND_PBX, make_device_id(3)],
+    }
+    assert emulator.accounts["demo"] == DEFAULT_DEVICE_ID  # still the default
+    with pytest.raises(KeyError):
+        emulator.add_pbx(key="nobody")
+
+
+async def test_a_key_with_two_pbxs_streams_the_events_of_both(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.add_pbx(SECOND_PBX)
+    async with http.get("/sys/events", headers=AUTH) as response:
+        await wait_for(lambda: emulator.open_streams() == 1)
+        emulator.emit("startup")
+        emulator.emit("startup", device_id=SECOND_PBX)
+        emulator.emit("incoming_call", {"call_id": 1, "trunk": "GSM1"})
+        emulator.emit(
+            "incoming_call", {"call_id": 1, "trunk": "GSM1"}, device_id=SECOND_PBX
+        )
+        data = await read_frames(response, 4)
+    assert [(e["device_id"], e["event_type"]) for e in envelopes(data)] == [
+        (DEFAULT_DEVICE_ID, "startup"),
+        (SECOND_PBX, "startup"),
+        (DEFAULT_DEVICE_ID, "incoming_call"),
+        (SECOND_PBX, "incoming_call"),
+    ]
+    # Both PBXs share the key's stream limit, and resuming gives both.
+    headers = {**AUTH, "Last-Event-ID": "2"}
+    async with http.get("/sys/events", headers=headers) as response:
+        data = await read_frames(response, 2)
+    assert [e["device_id"] for e in envelopes(data)] == [DEFAULT_DEVICE_ID, SECOND_PBX]
+
+
+async def test_a_keys_hook_gets_the_events_of_both_pbxs(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.add_pbx(SECOND_PBX)
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body["event_type"] == "verification":
+            digest = hashlib.md5(body["payload"].encode()).hexdigest()  # noqa: S324
+            return web.json_response({"result": digest})
+        received.append(body)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        body = {"hook": f"http://127.0.0.1:{port}/hook", "subscribe": ["startup"]}
+        async with http.post(
+            "/sys/subscribe_events", json=body, headers=AUTH
+        ) as response:
+            assert response.status == 200
+        emulator.emit("startup", device_id=SECOND_PBX)
+        emulator.emit("startup")
+        await emulator.hooks.drain()
+    finally:
+        await runner.cleanup()
+    assert [e["device_id"] for e in received] == [SECOND_PBX, DEFAULT_DEVICE_ID]
+    # The handshake names the key's first PBX.
+    assert emulator.hooks.verifications[0]["ok"]
+
+
+async def test_control_adds_a_pbx(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    async with http.post("/_emulator/pbxs") as response:
+        assert await response.json() == {
+            "key": "demo",
+            "device_id": SECOND_PBX,
+            "pbxs": [DEFAULT_DEVICE_ID, SECOND_PBX],
+        }
+    emulator.accounts["other"] = "device-2"
+    body = {"key": "other", "device_id": "branch"}
+    async with http.post("/_emulator/pbxs", json=body) as response:
+        assert (await response.json())["pbxs"] == ["device-2", "branch"]
+    async with http.get("/_emulator/state") as response:
+        assert (await response.json())["pbxs"] == {
+            "demo": [DEFAULT_DEVICE_ID, SECOND_PBX],
+            "other": ["device-2", "branch"],
+        }
+    event = {"event_type": "startup", "key": "other", "device_id": "branch"}
+    async with http.post("/_emulator/events", json=event) as response:
+        assert response.status == 200
+
+
 # --- subscribe_events validation ---------------------------------------------
 
 
@@ -300,6 +448,9 @@ async def test_control_raw_drop_stall(
         ("/_emulator/fail_streams", {"status": 500, "count": 0}),
         ("/_emulator/scenario", {"name": "party"}),
         ("/_emulator/scenario", {"name": "office", "speed": 0}),
+        ("/_emulator/pbxs", {"key": "nobody"}),
+        ("/_emulator/pbxs", {"device_id": 5}),
+        ("/_emulator/pbxs", {"device_id": ""}),
     ],
 )
 async def test_control_rejects_bad_requests(
@@ -398,6 +549,96 @@ def test_office_scenario_sends_call_ids_loosely_typed() -> None:
     assert all(isinstance(i, str) for i in ends)
 
 
+def _without_dates(steps: list[Step]) -> list[list[Any]]:
+    """Return the steps as JSON rows, without SMS dates (those are of now)."""
+    return [
+        [
+            round(step.delay, 6),
+            step.event_type,
+            {k: v for k, v in step.payload.items() if k != "date"},
+        ]
+        for step in steps
+    ]
+
+
+def test_office_scenario_with_one_pbx_is_unchanged() -> None:
+    """The same seed plays what it played before keys had several PBXs."""
+    steps = office_day()
+    assert {step.pbx for step in steps} == {0}
+    explicit = list(itertools.islice(SCENARIOS["office"](random.Random(7), pbxs=1), 80))
+    assert _without_dates(explicit) == _without_dates(steps)
+    rows = json.dumps(_without_dates(steps), ensure_ascii=False, sort_keys=True)
+    # Taken from the scenario as it was before accounts had several PBXs.
+    assert hashlib.sha256(rows.encode()).hexdigest() == (
+        "a23edac98fbadfcece26cc6d0f105138ca68f790f0da800e76397352688e1dba"
+    )
+
+
+def test_office_scenario_spreads_over_two_pbxs() -> None:
+    steps = list(itertools.islice(SCENARIOS["office"](random.Random(7), pbxs=2), 200))
+    by_pbx = {
+        pbx: [s for s in steps if s.pbx == pbx]
+        for pbx in sorted({s.pbx for s in steps})
+    }
+    assert set(by_pbx) == {0, 1}
+    for pbx_steps in by_pbx.values():
+        kinds = Counter(step.event_type for step in pbx_steps)
+        assert kinds["startup"] == 1  # each PBX was switched on, once
+        assert {"incoming_call", "outgoing_call", "call_end", "incoming_sms"} <= set(
+            kinds
+        )
+        assert {s.payload["trunk"] for s in pbx_steps if "trunk" in s.payload} == {
+            "GSM1",
+            "GSM2",
+        }
+    # The first PBX plays the one-PBX day: the second's traffic is extra.
+    one_pbx = itertools.islice(SCENARIOS["office"](random.Random(7)), len(by_pbx[0]))
+    assert [(s.event_type, s.payload.get("call_id")) for s in by_pbx[0]] == [
+        (s.event_type, s.payload.get("call_id")) for s in one_pbx
+    ]
+    # Both count call ids alike: the same call id rings on both PBXs' GSM1 at
+    # once, each call ending on its own PBX.
+    active: set[tuple[int, str]] = set()
+    shared = False
+    for step in steps:
+        call_id = str(step.payload.get("call_id", ""))
+        if step.event_type in ("incoming_call", "outgoing_call"):
+            active.add((step.pbx, call_id))
+            other = (1 - step.pbx, call_id)
+            shared = shared or (other in active and step.payload["trunk"] == "GSM1")
+        elif step.event_type == "call_end":
+            active.remove((step.pbx, call_id))
+    assert shared
+    for step in steps:
+        parse_event(
+            {"device_id": "d", "event_type": step.event_type, "payload": step.payload}
+        )
+
+
+def test_office_scenario_with_three_pbxs() -> None:
+    steps = list(itertools.islice(SCENARIOS["office"](random.Random(7), pbxs=3), 200))
+    assert {step.pbx for step in steps} == {0, 1, 2}
+    assert all(step.delay >= 0 for step in steps)
+
+
+async def test_play_spreads_over_the_keys_pbxs(
+    emulator: SpRecordEmulator,
+) -> None:
+    emulator.add_pbx(SECOND_PBX)
+    async with aiohttp.ClientSession() as session:
+        client = SpRecordClient(session, emulator.url, "demo")
+        async with await client.connect() as stream:
+            emulator.play("office", speed=500, seed=1)
+            async with asyncio.timeout(2):
+                events = [await anext(stream) for _ in range(4)]
+    assert emulator.stop_playing()
+    assert [(e.type, e.device_id) for e in events[:2]] == [
+        ("startup", DEFAULT_DEVICE_ID),
+        ("startup", SECOND_PBX),
+    ]
+    assert {e.device_id for e in events[2:]} == {DEFAULT_DEVICE_ID, SECOND_PBX}
+
+
 async def test_play_reaches_a_client(
     emulator: SpRecordEmulator,
 ) -> None:
@@ -421,6 +662,17 @@ def test_cli_arguments() -> None:
     assert args.api_keys == ["a", "b"]
     assert args.scenario == "office"
     assert args.keepalive == 15.0
+    assert args.pbxs == 1
+    assert _parser().parse_args(["--pbxs", "3"]).pbxs == 3
+
+
+@pytest.mark.parametrize("pbxs", ["0", "-1", "two"])
+def test_cli_pbxs_must_be_a_positive_number(
+    pbxs: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--pbxs", pbxs])
+    assert "--pbxs" in capsys.readouterr().err
 
 
 async def test_cli_serves_until_a_signal(
@@ -475,6 +727,63 @@ async def test_cli_as_a_process_streams_and_limits(
                 assert fourth.status == 429
             for stream in streams:
                 stream.close()
+    finally:
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+
+
+async def test_cli_as_a_process_with_two_pbxs(
+    socket_enabled: None, unused_tcp_port: int
+) -> None:
+    """`python -m emulator --pbxs 2`: one key, two PBXs, the office on both."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "emulator",
+        "--port",
+        str(unused_tcp_port),
+        "--api-key",
+        "demo",
+        "--api-key",
+        "other",
+        "--pbxs",
+        "2",
+        "--scenario",
+        "office",
+        "--speed",
+        "100",
+        stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parents[1],
+    )
+    try:
+        assert process.stdout is not None
+        lines = [
+            (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
+            for _ in range(3)
+        ]
+        assert f"127.0.0.1:{unused_tcp_port}" in lines[0]
+        assert lines[1].split() == [
+            "key",
+            "demo:",
+            "PBX",
+            f"{DEFAULT_DEVICE_ID},",
+            "PBX",
+            SECOND_PBX,
+        ]
+        assert lines[2].split() == ["key", "other:", "PBX", make_device_id(2)]
+        url = f"http://127.0.0.1:{unused_tcp_port}"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{url}/_emulator/state") as response:
+                assert (await response.json())["pbxs"] == {
+                    "demo": [DEFAULT_DEVICE_ID, SECOND_PBX],
+                    "other": [make_device_id(2)],
+                }
+            client = SpRecordClient(session, url, "demo")
+            seen: set[str] = set()
+            async with await client.connect() as stream, asyncio.timeout(10):
+                while len(seen) < 2:
+                    seen.add((await anext(stream)).device_id)
+        assert seen == {DEFAULT_DEVICE_ID, SECOND_PBX}
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 10) == 0

@@ -201,26 +201,28 @@ async def test_body_announced_too_large_is_refused_unread(
     assert response.status == 400
 
 
-async def test_events_of_another_pbx_are_ignored(
+async def test_events_of_another_pbx_of_the_account_are_taken(
     hass: HomeAssistant,
     ha_url: str,
     emulator: SpRecordEmulator,
     hook_entry: MockConfigEntry,
 ) -> None:
-    emulator.emit("startup")  # the entry learns its PBX's id
+    """The account's hook gets only the account's events: every PBX's."""
+    emulator.emit("startup")  # the entry learns its first PBX's id
     await wait_until(lambda: hook_entry.data.get(CONF_DEVICE_ID) == DEFAULT_DEVICE_ID)
     bus = async_capture_events(hass, EVENT_SPRECORD)
-    foreign = {
+    other = {
         "device_id": "another-pbx",
         "event_type": "incoming_call",
         "payload": call(5),
     }
-    response = await post(ha_url, json.dumps(foreign))
+    response = await post(ha_url, json.dumps(other))
     assert response.status == 200
     await hass.async_block_till_done()
-    assert bus == []
-    assert hass.states.get(CALL_STATE).state == "idle"
-    assert hook_entry.runtime_data.coordinator.webhook.foreign_events == 1
+    assert [e.data["pbx_id"] for e in bus] == ["another-pbx"]
+    assert hass.states.get(CALL_STATE).state == "idle"  # the first PBX's
+    assert hass.states.get("sensor.sprecord_minipbx_2_call_state").state == "ringing"
+    assert hook_entry.data[CONF_DEVICE_ID] == DEFAULT_DEVICE_ID  # not rewritten
 
 
 async def test_a_refused_handshake_falls_back_to_sse(

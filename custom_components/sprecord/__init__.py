@@ -30,7 +30,6 @@ from .const import (
     TRANSPORT_WEBHOOK,
 )
 from .coordinator import SpRecordConfigEntry, SpRecordCoordinator, SpRecordRuntimeData
-from .entity import line_from_identifiers, pbx_device_info
 from .storage import SpRecordStore
 from .webhook import (
     WebhookTransport,
@@ -79,10 +78,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
     await coordinator.async_connect(keep_open=transport != TRANSPORT_WEBHOOK)
     entry.async_on_unload(coordinator.async_shutdown)
 
-    device = dr.async_get(hass).async_get_or_create(
-        config_entry_id=entry.entry_id, **pbx_device_info(entry)
-    )
-    coordinator.device_registry_id = device.id
+    for pbx in coordinator.all_pbxs:
+        coordinator.async_register_device(pbx)
     entry.runtime_data = SpRecordRuntimeData(client=client, coordinator=coordinator)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     if transport != TRANSPORT_WEBHOOK:
@@ -145,20 +142,34 @@ async def async_remove_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) ->
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: SpRecordConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """Let the user remove a line; the PBX itself stays while the entry does.
+    """Let the user remove a line, or a PBX other than the entry's first.
 
-    The entry may not be loaded (setup retrying, reauth pending): then the
-    line is dropped from the saved state, so it does not come back at setup.
+    Either comes back if it is used again. The entry may not be loaded (setup
+    retrying, reauth pending): then it is dropped from the saved state, so it
+    does not come back at setup.
     """
-    trunk = line_from_identifiers(entry, device.identifiers)
-    if trunk is None:
-        return False
+    identifiers = [value for domain, value in device.identifiers if domain == DOMAIN]
     if entry.state in (
         ConfigEntryState.NOT_LOADED,
         ConfigEntryState.SETUP_RETRY,
         ConfigEntryState.SETUP_ERROR,
     ):
-        await SpRecordStore(hass, entry.entry_id).async_forget_line(trunk)
-    elif runtime := getattr(entry, "runtime_data", None):
-        runtime.coordinator.async_remove_line(trunk)
-    return True
+        store = SpRecordStore(hass, entry.entry_id)
+        return await store.async_forget_device(str(entry.unique_id), identifiers)
+    runtime = getattr(entry, "runtime_data", None)
+    if runtime is None:
+        return False
+    coordinator = runtime.coordinator
+    for pbx in coordinator.all_pbxs:
+        for identifier in identifiers:
+            if (part := pbx.device_part(identifier)) is None:
+                continue
+            is_pbx, line = part
+            if is_pbx:
+                if pbx.primary:
+                    return False  # it holds the link's own entity
+                coordinator.async_remove_pbx(pbx)
+            elif line is not None:
+                pbx.async_remove_line(line)
+            return True
+    return False

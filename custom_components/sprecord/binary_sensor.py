@@ -29,10 +29,12 @@ async def async_setup_entry(
     entry: SpRecordConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the connectivity sensor."""
-    async_add_entities(
-        [SpRecordConnectedSensor(entry.runtime_data.coordinator, CONNECTED, ())]
-    )
+    """Add the connectivity sensor: one for the account's one stream.
+
+    It sits on the entry's first PBX's device.
+    """
+    coordinator = entry.runtime_data.coordinator
+    async_add_entities([SpRecordConnectedSensor(coordinator.primary, CONNECTED, ())])
 
 
 class SpRecordConnectedSensor(SpRecordEntity, BinarySensorEntity):
@@ -46,4 +48,4 @@ class SpRecordConnectedSensor(SpRecordEntity, BinarySensorEntity):
     @property
     def is_on(self) -> bool:
         """Return whether the link is up (short drops are not shown)."""
-        return self.coordinator.available
+        return self.pbx.available

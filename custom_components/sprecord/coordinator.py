@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Mapping
-import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import random
@@ -21,27 +20,24 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryNotReady
-from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.event import async_call_later, async_track_point_in_utc_time
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 
 from .api import (
     AuthenticationError,
     EventStream,
-    IncomingSmsEvent,
     ProtocolError,
     SpRecordClient,
     SpRecordError,
     SpRecordEvent,
-    StartupEvent,
     TooManyConnectionsError,
     VerificationEvent,
 )
-from .calls import Call, CallChange, CallTracker
+from .calls import CallTracker
 from .const import (
     CONF_DEVICE_ID,
     DOMAIN,
-    EVENT_SPRECORD,
     ISSUE_TOO_MANY_CONNECTIONS,
     LOGGER,
     TRANSPORT_BOTH,
@@ -49,6 +45,7 @@ from .const import (
     TRANSPORT_WEBHOOK,
 )
 from .dedupe import RecentEvents, SeenStreamIds
+from .pbx import TOPIC_LINK, Pbx, pbx_device_info
 
 if TYPE_CHECKING:
     from .storage import SpRecordStore
@@ -68,60 +65,12 @@ YIELD_EVERY = 50
 LINK_GRACE = 30.0
 """A drop shorter than this is not shown: no log, no unavailable entities."""
 
+MAX_PBXS = 16
+"""PBXs one entry follows; events of more are skipped (memory stays bounded
+whatever arrives, e.g. webhook bodies with made-up ids)."""
 MAX_COUNTED_TYPES = 32
 """Event types counted by name in diagnostics; more go under `OTHER_TYPES`."""
 OTHER_TYPES = "(other types)"
-
-TOPIC_CALLS = "calls"
-TOPIC_ENDED = "ended"
-TOPIC_SMS = "sms"
-TOPIC_LINK = "link"
-
-
-def line_topic(trunk: str) -> str:
-    """Return the listener topic of one line."""
-    return f"line:{trunk}"
-
-
-type EventListener = Callable[[SpRecordEvent, CallChange | None], None]
-
-
-@dataclass
-class SmsMessage:
-    """The last SMS, as the sensor shows it."""
-
-    sender: str
-    text: str
-    line: str
-    date: datetime | str | None
-    received: datetime
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the SMS as JSON-friendly attributes (also what is saved)."""
-        return {
-            "text": self.text,
-            "sender": self.sender,
-            "line": self.line,
-            "date": self.date.isoformat()
-            if isinstance(self.date, datetime)
-            else self.date,
-            "received": self.received.isoformat(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SmsMessage:
-        """Rebuild an SMS saved with `as_dict()`."""
-        date = data.get("date")
-        if isinstance(date, str):
-            with contextlib.suppress(ValueError):  # the server's own text
-                date = datetime.fromisoformat(date)
-        return cls(
-            sender=data["sender"],
-            text=data["text"],
-            line=data["line"],
-            date=date,
-            received=datetime.fromisoformat(data["received"]),
-        )
 
 
 @dataclass
@@ -175,8 +124,8 @@ class SpRecordRuntimeData:
 
     @property
     def tracker(self) -> CallTracker:
-        """Return the entry's call tracker."""
-        return self.coordinator.tracker
+        """Return the call tracker of the entry's first PBX."""
+        return self.coordinator.primary.tracker
 
 
 type SpRecordConfigEntry = ConfigEntry[SpRecordRuntimeData]
@@ -207,7 +156,7 @@ class SpRecordCoordinator:
         self.options = dict(entry.options)
         """The options the coordinator runs with (a change reloads the entry)."""
         self.transport = transport
-        self.tracker = CallTracker(call_timeout=call_timeout)
+        self.call_timeout = call_timeout
         self.webhook: WebhookTransport | None = None
         self._recent = RecentEvents() if transport != TRANSPORT_SSE else None
         """With both transports on (or SSE standing in for a webhook that the
@@ -215,11 +164,17 @@ class SpRecordCoordinator:
         self._stream_task: asyncio.Task[None] | None = None
         self._stream_ids = SeenStreamIds()
         """A server resuming at-least-once sends handled events again."""
-        self.last_sms: SmsMessage | None = None
-        self.last_startup: datetime | None = None
         self.stats = LinkStats()
-        self.device_registry_id: str | None = None
-        """Home Assistant's id of the PBX device (for bus events, logbook)."""
+        self.primary = Pbx(
+            self, entry.data.get(CONF_DEVICE_ID), 1, call_timeout=call_timeout
+        )
+        """The entry's first PBX: its device exists before any event."""
+        self.pbxs: dict[str, Pbx] = {}
+        """The PBXs seen, by their own id."""
+        if self.primary.pbx_id is not None:
+            self.pbxs[self.primary.pbx_id] = self.primary
+        self._pbx_listeners: list[Callable[[Pbx], None]] = []
+        self._too_many_logged = False
         self.connected = False
         """Whether the event stream is open."""
         self.available = False
@@ -228,65 +183,94 @@ class SpRecordCoordinator:
         """Whether the SpRecord cloud holds the webhook."""
         self._stream: EventStream | None = None
         self._last_event_id: str | None = None
-        self._listeners: dict[str, list[CALLBACK_TYPE]] = {}
-        self._event_listeners: list[EventListener] = []
-        self._line_listeners: list[Callable[[str], None]] = []
-        self._dirty: set[str] = set()
-        self._flush_scheduled = False
-        self._expiry_at: datetime | None = None
-        self._expiry_unsub: CALLBACK_TYPE | None = None
         self._grace_unsub: CALLBACK_TYPE | None = None
         self._outage_logged = False
         self._malformed_logged = False
         self._stopped = False
 
-    # --- listeners ------------------------------------------------------------
+    # --- the PBXs --------------------------------------------------------------
+
+    @property
+    def all_pbxs(self) -> list[Pbx]:
+        """Return every PBX of the entry, the first one first."""
+        others = [pbx for pbx in self.pbxs.values() if not pbx.primary]
+        return [self.primary, *sorted(others, key=lambda pbx: pbx.number)]
 
     @callback
-    def async_add_listener(self, topic: str, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call `update` after events that touch `topic`; return the remover."""
-        listeners = self._listeners.setdefault(topic, [])
-        listeners.append(update)
-        return lambda: _discard(listeners, update)
+    def async_add_pbx_listener(self, listener: Callable[[Pbx], None]) -> CALLBACK_TYPE:
+        """Call `listener` with each PBX first seen while the entry runs."""
+        self._pbx_listeners.append(listener)
+        return lambda: _discard(self._pbx_listeners, listener)
+
+    def add_saved_pbx(self, pbx_id: str, number: int) -> Pbx:
+        """Return a PBX known from saved state (its device is made at setup)."""
+        pbx = Pbx(self, pbx_id, number, call_timeout=self.call_timeout)
+        self.pbxs[pbx_id] = pbx
+        return pbx
 
     @callback
-    def async_add_event_listener(self, listener: EventListener) -> CALLBACK_TYPE:
-        """Call `listener` with every event as it comes; return the remover."""
-        self._event_listeners.append(listener)
-        return lambda: _discard(self._event_listeners, listener)
+    def async_register_device(self, pbx: Pbx) -> None:
+        """Create (or find) the PBX's device in Home Assistant."""
+        device = dr.async_get(self.hass).async_get_or_create(
+            config_entry_id=self.entry.entry_id, **pbx_device_info(pbx)
+        )
+        pbx.device_registry_id = device.id
 
     @callback
-    def async_add_line_listener(self, listener: Callable[[str], None]) -> CALLBACK_TYPE:
-        """Call `listener` with each line (trunk) seen for the first time."""
-        self._line_listeners.append(listener)
-        return lambda: _discard(self._line_listeners, listener)
+    def _pbx_for(self, pbx_id: str) -> Pbx | None:
+        """Return the PBX an event names; a PBX seen first gets its device.
 
-    @callback
-    def _touch(self, *topics: str) -> None:
-        """Mark topics changed; listeners run once, after the current burst.
-
-        Events that arrive together (one network read) are handled in one go,
-        so a sensor is written once per burst rather than once per event.
+        None when the entry already follows `MAX_PBXS` PBXs.
         """
-        self._dirty.update(topics)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.hass.loop.call_soon(self._flush)
+        if (pbx := self.pbxs.get(pbx_id)) is not None:
+            return pbx
+        primary = self.primary
+        if primary.pbx_id is None:
+            # The entry's first PBX learns its id from its first event.
+            primary.pbx_id = pbx_id
+            self.pbxs[pbx_id] = primary
+            self.hass.config_entries.async_update_entry(
+                self.entry, data={**self.entry.data, CONF_DEVICE_ID: pbx_id}
+            )
+            return primary
+        if len(self.pbxs) >= MAX_PBXS:
+            if not self._too_many_logged:
+                self._too_many_logged = True
+                LOGGER.warning(
+                    "Events of more than %s PBXs on one SpRecord account: "
+                    "the others are skipped",
+                    MAX_PBXS,
+                )
+            return None
+        number = max(other.number for other in self.all_pbxs) + 1
+        pbx = Pbx(self, pbx_id, number, call_timeout=self.call_timeout)
+        self.pbxs[pbx_id] = pbx
+        self.async_register_device(pbx)
+        LOGGER.info("Another PBX of the SpRecord account sent events: %s", pbx.name)
+        for listener in list(self._pbx_listeners):
+            listener(pbx)
+        self.async_schedule_save()
+        return pbx
 
     @callback
-    def _flush(self) -> None:
-        """Run the listeners of the topics marked changed."""
-        self._flush_scheduled = False
-        dirty, self._dirty = self._dirty, set()
-        if self._stopped:
+    def async_remove_pbx(self, pbx: Pbx) -> None:
+        """Forget a PBX the user removed; it comes back if it sends again."""
+        if pbx.primary or pbx.pbx_id is None:
             return
-        for topic in dirty:
-            for update in list(self._listeners.get(topic, ())):
-                try:
-                    update()
-                except Exception:  # noqa: BLE001 (logged with its traceback)
-                    # One entity's bug must not keep the others stale.
-                    LOGGER.exception("Error while updating an SpRecord entity")
+        pbx.async_shutdown()
+        self.pbxs.pop(pbx.pbx_id, None)
+        self.async_schedule_save()
+
+    @callback
+    def async_schedule_save(self) -> None:
+        """Save the PBXs' lasting state soon."""
+        self.store.async_schedule_save(self)
+
+    @callback
+    def _link_changed(self) -> None:
+        """Tell every PBX's entities that the link changed."""
+        for pbx in self.all_pbxs:
+            pbx.touch(TOPIC_LINK)
 
     # --- the link ------------------------------------------------------------
 
@@ -360,7 +344,7 @@ class SpRecordCoordinator:
         if self.transport == TRANSPORT_BOTH:
             if registered and not self.available:
                 self.available = True
-                self._touch(TOPIC_LINK)
+                self._link_changed()
             elif not registered and not self.connected:
                 self._start_grace()
             return
@@ -379,13 +363,12 @@ class SpRecordCoordinator:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
-        for unsub in (self._expiry_unsub, self._grace_unsub):
-            if unsub is not None:
-                unsub()
-        self._expiry_unsub = self._grace_unsub = None
-        self._listeners.clear()
-        self._event_listeners.clear()
-        self._line_listeners.clear()
+        if self._grace_unsub is not None:
+            self._grace_unsub()
+            self._grace_unsub = None
+        for pbx in self.all_pbxs:
+            pbx.async_shutdown()
+        self._pbx_listeners.clear()
 
     async def _run(self) -> None:
         """Keep one stream open for the entry's lifetime."""
@@ -465,7 +448,7 @@ class SpRecordCoordinator:
         ir.async_delete_issue(self.hass, DOMAIN, self._busy_issue_id)
         if not (self.connected and self.available):
             self.connected = self.available = True
-            self._touch(TOPIC_LINK)
+            self._link_changed()
 
     @callback
     def _link_down(self, err: Exception) -> None:
@@ -508,7 +491,7 @@ class SpRecordCoordinator:
         """Show the link as down; its return will be logged."""
         self._outage_logged = True
         self.connected = self.available = False
-        self._touch(TOPIC_LINK)
+        self._link_changed()
 
     @callback
     def _auth_failed(self) -> None:
@@ -567,83 +550,8 @@ class SpRecordCoordinator:
         now = dt_util.utcnow()
         stats.last_event = now
         stats.count_type(event.type)
-        self._learn_device_id(event.device_id)
-
-        change: CallChange | None = None
-        match event:
-            case IncomingSmsEvent():
-                self.last_sms = SmsMessage(
-                    sender=event.sms_src,
-                    text=event.text,
-                    line=event.trunk,
-                    date=event.date,
-                    received=now,
-                )
-                self._new_line(self.tracker.note_line(event.trunk))
-                self._touch(TOPIC_SMS)
-                self.store.async_schedule_save(self)
-            case StartupEvent():
-                self.last_startup = now
-                if ended := self.tracker.restart(now):
-                    self._calls_ended(ended)
-            case _:
-                change = self.tracker.apply(event, now)
-                if change is not None:
-                    self._new_line(change.new_line)
-                    topics = [TOPIC_CALLS]
-                    if change.call.trunk:
-                        topics.append(line_topic(change.call.trunk))
-                    if change.ended:
-                        topics.append(TOPIC_ENDED)
-                        self.store.async_schedule_save(self)
-                    self._touch(*topics)
-                    self._schedule_expiry()
-
-        self.hass.bus.async_fire(
-            EVENT_SPRECORD,
-            {
-                "device_id": self.device_registry_id,
-                "config_entry_id": self.entry.entry_id,
-                "pbx_id": event.device_id,
-                "event_type": event.type,
-                "payload": event.payload_dict(),
-            },
-        )
-        self._notify(event, change)
-
-    @callback
-    def _notify(self, event: SpRecordEvent, change: CallChange | None) -> None:
-        """Hand the event to its listeners (the event entities), each on its own."""
-        for listener in list(self._event_listeners):
-            try:
-                listener(event, change)
-            except Exception:  # noqa: BLE001 (logged with its traceback)
-                LOGGER.exception(
-                    "Error while handing an SpRecord %s event on", event.type
-                )
-
-    @callback
-    def _new_line(self, trunk: str | None) -> None:
-        """Announce a line seen for the first time."""
-        if trunk is None:
-            return
-        self.store.async_schedule_save(self)
-        for listener in list(self._line_listeners):
-            listener(trunk)
-
-    @callback
-    def _learn_device_id(self, device_id: str) -> None:
-        """Keep the PBX's own id in the entry (webhooks are checked against it)."""
-        if self.entry.data.get(CONF_DEVICE_ID) != device_id:
-            self.hass.config_entries.async_update_entry(
-                self.entry, data={**self.entry.data, CONF_DEVICE_ID: device_id}
-            )
-
-    @callback
-    def async_remove_line(self, trunk: str) -> None:
-        """Forget a line the user removed; it comes back if it is used again."""
-        self.tracker.lines.pop(trunk, None)
-        self.store.async_schedule_save(self)
+        if (pbx := self._pbx_for(event.device_id)) is not None:
+            pbx.handle(event, now)
 
     @callback
     def async_malformed_event(self, err: ProtocolError) -> None:
@@ -654,42 +562,6 @@ class SpRecordCoordinator:
             LOGGER.warning("Skipped a malformed SpRecord event: %s", err)
         else:
             LOGGER.debug("Skipped a malformed SpRecord event: %s", err)
-
-    # --- call expiry ------------------------------------------------------------
-
-    @callback
-    def _schedule_expiry(self) -> None:
-        """Make sure a timer ends the next call whose end never comes."""
-        when = self.tracker.next_expiry()
-        if when == self._expiry_at:
-            return
-        if self._expiry_unsub is not None:
-            self._expiry_unsub()
-            self._expiry_unsub = None
-        self._expiry_at = when
-        if when is not None:
-            self._expiry_unsub = async_track_point_in_utc_time(
-                self.hass, self._expire, when
-            )
-
-    @callback
-    def _expire(self, now: datetime) -> None:
-        """End the calls that outlived their time."""
-        self._expiry_unsub = None
-        self._expiry_at = None
-        self._calls_ended(self.tracker.expire(now))
-
-    @callback
-    def _calls_ended(self, calls: list[Call]) -> None:
-        """Show calls that ended without their end event (expired, restart)."""
-        if calls:
-            LOGGER.debug(
-                "Calls over without an end event: %s", [c.call_id for c in calls]
-            )
-            topics = {TOPIC_CALLS}
-            topics.update(line_topic(c.trunk) for c in calls if c.trunk)
-            self._touch(*topics)
-        self._schedule_expiry()
 
 
 def _discard(items: list[Any], item: Any) -> None:

@@ -10,10 +10,12 @@ from homeassistant.core import HomeAssistant
 
 from .const import CONF_CLOUDHOOK_URL, CONF_DEVICE_ID, CONF_HOOK_URL
 from .coordinator import SpRecordConfigEntry
+from .pbx import Pbx
 
 TO_REDACT = {
     CONF_API_KEY,
     CONF_DEVICE_ID,
+    "pbx_id",
     CONF_WEBHOOK_ID,
     CONF_CLOUDHOOK_URL,
     CONF_HOOK_URL,
@@ -38,8 +40,6 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Return what helps to understand a problem, without secrets or numbers."""
     coordinator = entry.runtime_data.coordinator
-    tracker = coordinator.tracker
-    sms = coordinator.last_sms
     hook = coordinator.webhook
     return async_redact_data(
         {
@@ -52,7 +52,6 @@ async def async_get_config_entry_diagnostics(
                 "webhook_url": hook.url,
                 "last_error": hook.last_error,
                 "bad_requests": hook.bad_requests,
-                "foreign_events": hook.foreign_events,
             },
             "link": {
                 "connected": coordinator.connected,
@@ -60,16 +59,28 @@ async def async_get_config_entry_diagnostics(
                 "server": coordinator.client.base_url,
                 **coordinator.stats.as_dict(),
             },
-            "calls": {
-                "state": tracker.state.value,
-                "active": [call.as_dict() for call in tracker.active.values()],
-                "last_call": tracker.last_call.as_dict() if tracker.last_call else None,
-                "missed_count": tracker.missed_count,
-                "lines": list(tracker.lines),
-            },
-            "last_sms": None
-            if sms is None
-            else {"sender": sms.sender, "text": sms.text, "line": sms.line},
+            "pbxs": [_pbx(pbx) for pbx in coordinator.all_pbxs],
         },
         TO_REDACT,
     )
+
+
+def _pbx(pbx: Pbx) -> dict[str, Any]:
+    """Return one PBX's figures (its id, numbers and texts are redacted)."""
+    tracker = pbx.tracker
+    sms = pbx.last_sms
+    return {
+        "pbx_id": pbx.pbx_id,
+        "position": pbx.number,
+        "name": pbx.name,
+        "calls": {
+            "state": tracker.state.value,
+            "active": [call.as_dict() for call in tracker.active.values()],
+            "last_call": tracker.last_call.as_dict() if tracker.last_call else None,
+            "missed_count": tracker.missed_count,
+            "lines": list(tracker.lines),
+        },
+        "last_sms": None
+        if sms is None
+        else {"sender": sms.sender, "text": sms.text, "line": sms.line},
+    }

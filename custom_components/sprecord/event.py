@@ -23,8 +23,9 @@ from .api import (
     StartupEvent,
 )
 from .calls import CallChange
-from .coordinator import SpRecordConfigEntry, SpRecordCoordinator
+from .coordinator import SpRecordConfigEntry
 from .entity import SpRecordEntity
+from .pbx import Pbx
 
 PARALLEL_UPDATES = 0
 _RESERVED = frozenset({ATTR_EVENT_TYPE, ATTR_EVENT_TYPES})
@@ -62,27 +63,32 @@ async def async_setup_entry(
 ) -> None:
     """Add the call and SMS event entities."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(
-        [
-            SpRecordCallEvent(coordinator, CALL),
-            SpRecordSmsEvent(coordinator, SMS),
-            SpRecordPbxEvent(coordinator, PBX),
-        ]
-    )
+
+    @callback
+    def add_pbx(pbx: Pbx) -> None:
+        async_add_entities(
+            [
+                SpRecordCallEvent(pbx, CALL),
+                SpRecordSmsEvent(pbx, SMS),
+                SpRecordPbxEvent(pbx, PBX),
+            ]
+        )
+
+    for pbx in coordinator.all_pbxs:
+        add_pbx(pbx)
+    entry.async_on_unload(coordinator.async_add_pbx_listener(add_pbx))
 
 
 class _SpRecordEventEntity(SpRecordEntity, EventEntity):
     """An event entity fed by every event the coordinator takes."""
 
-    def __init__(
-        self, coordinator: SpRecordCoordinator, description: EventEntityDescription
-    ) -> None:
-        super().__init__(coordinator, description, ())
+    def __init__(self, pbx: Pbx, description: EventEntityDescription) -> None:
+        super().__init__(pbx, description, ())
 
     async def async_added_to_hass(self) -> None:
         """Listen to events as they come."""
         await super().async_added_to_hass()
-        self.async_on_remove(self.coordinator.async_add_event_listener(self._on_event))
+        self.async_on_remove(self.pbx.async_add_event_listener(self._on_event))
 
     @callback
     def _on_event(self, event: SpRecordEvent, change: CallChange | None) -> None:

@@ -10,6 +10,7 @@ from homeassistant.components.logbook.const import (
     LOGBOOK_ENTRY_NAME,
 )
 from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.translation import async_get_cached_translations
 
 from .const import DOMAIN, EVENT_SPRECORD
@@ -50,10 +51,18 @@ def async_describe_events(
                 0, translations.get(_STATUS_NAME.format(status=status), status)
             )
         message = f"{name}: {', '.join(details)}" if details else name
-        entry = hass.config_entries.async_get_entry(str(data.get("config_entry_id")))
         return {
-            LOGBOOK_ENTRY_NAME: entry.title if entry else "SpRecord MiniPBX",
+            LOGBOOK_ENTRY_NAME: _pbx_name(hass, data),
             LOGBOOK_ENTRY_MESSAGE: message,
         }
 
     async_describe_event(DOMAIN, EVENT_SPRECORD, describe)
+
+
+def _pbx_name(hass: HomeAssistant, data: Mapping[str, Any]) -> str:
+    """Return the name of the PBX that sent an event, as the user sees it."""
+    device_id = data.get("device_id")
+    if device_id and (device := dr.async_get(hass).async_get(str(device_id))):
+        return device.name_by_user or device.name or "SpRecord MiniPBX"
+    entry = hass.config_entries.async_get_entry(str(data.get("config_entry_id")))
+    return entry.title if entry else "SpRecord MiniPBX"

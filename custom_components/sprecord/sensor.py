@@ -18,15 +18,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import RecordCallStatus
 from .calls import Call, CallState
-from .coordinator import (
-    TOPIC_CALLS,
-    TOPIC_ENDED,
-    TOPIC_SMS,
-    SpRecordConfigEntry,
-    SpRecordCoordinator,
-    line_topic,
-)
+from .coordinator import SpRecordConfigEntry
 from .entity import SpRecordEntity
+from .pbx import TOPIC_CALLS, TOPIC_ENDED, TOPIC_SMS, Pbx, line_topic
 
 PARALLEL_UPDATES = 0
 SMS_STATE_LENGTH = 255
@@ -39,8 +33,8 @@ CALL_STATUSES = [status.value for status in RecordCallStatus]
 class SpRecordSensorDescription(SensorEntityDescription):
     """A sensor of the PBX: where its value comes from, when it changes."""
 
-    value_fn: Callable[[SpRecordCoordinator], Any]
-    attrs_fn: Callable[[SpRecordCoordinator], dict[str, Any] | None] = lambda _: None
+    value_fn: Callable[[Pbx], Any]
+    attrs_fn: Callable[[Pbx], dict[str, Any] | None] = lambda _: None
     topics: tuple[str, ...]
 
 
@@ -63,8 +57,8 @@ def _call_attributes(call: Call | None) -> dict[str, Any]:
     }
 
 
-def _call_state_attributes(coordinator: SpRecordCoordinator) -> dict[str, Any]:
-    tracker = coordinator.tracker
+def _call_state_attributes(pbx: Pbx) -> dict[str, Any]:
+    tracker = pbx.tracker
     return {
         **_call_attributes(tracker.current),
         "answered_by": tracker.current.answered_by if tracker.current else None,
@@ -82,15 +76,15 @@ def _call_state_attributes(coordinator: SpRecordCoordinator) -> dict[str, Any]:
     }
 
 
-def _last_call_status(coordinator: SpRecordCoordinator) -> str | None:
-    call = coordinator.tracker.last_call
+def _last_call_status(pbx: Pbx) -> str | None:
+    call = pbx.tracker.last_call
     if call is None or call.status is None or not call.status.is_known:
         return None
     return call.status.value
 
 
-def _last_call_attributes(coordinator: SpRecordCoordinator) -> dict[str, Any]:
-    call = coordinator.tracker.last_call
+def _last_call_attributes(pbx: Pbx) -> dict[str, Any]:
+    call = pbx.tracker.last_call
     return {
         **_call_attributes(call),
         "status": call.status.value if call and call.status else None,
@@ -99,8 +93,8 @@ def _last_call_attributes(coordinator: SpRecordCoordinator) -> dict[str, Any]:
     }
 
 
-def _missed_attributes(coordinator: SpRecordCoordinator) -> dict[str, Any]:
-    call = coordinator.tracker.last_missed
+def _missed_attributes(pbx: Pbx) -> dict[str, Any]:
+    call = pbx.tracker.last_missed
     return {
         "last_caller": call.caller if call else None,
         "last_line": call.trunk if call else None,
@@ -109,13 +103,13 @@ def _missed_attributes(coordinator: SpRecordCoordinator) -> dict[str, Any]:
     }
 
 
-def _sms_text(coordinator: SpRecordCoordinator) -> str | None:
-    sms = coordinator.last_sms
+def _sms_text(pbx: Pbx) -> str | None:
+    sms = pbx.last_sms
     return None if sms is None else sms.text[:SMS_STATE_LENGTH]
 
 
-def _sms_attributes(coordinator: SpRecordCoordinator) -> dict[str, Any]:
-    sms = coordinator.last_sms
+def _sms_attributes(pbx: Pbx) -> dict[str, Any]:
+    sms = pbx.last_sms
     if sms is None:
         return {"text": None, "sender": None, "line": None, "date": None}
     return sms.as_dict()
@@ -190,20 +184,27 @@ async def async_setup_entry(
     entry: SpRecordConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the PBX sensors, and a line's sensor whenever a line appears."""
+    """Add each PBX's sensors, and a line's sensor whenever a line appears."""
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(
-        SpRecordSensor(coordinator, description, description.topics)
-        for description in PBX_SENSORS
-    )
 
     @callback
-    def add_line(trunk: str) -> None:
-        async_add_entities([SpRecordLineSensor(coordinator, trunk)])
+    def add_pbx(pbx: Pbx) -> None:
+        async_add_entities(
+            SpRecordSensor(pbx, description, description.topics)
+            for description in PBX_SENSORS
+        )
 
-    for trunk in coordinator.tracker.lines:
-        add_line(trunk)
-    entry.async_on_unload(coordinator.async_add_line_listener(add_line))
+        @callback
+        def add_line(trunk: str) -> None:
+            async_add_entities([SpRecordLineSensor(pbx, trunk)])
+
+        for trunk in pbx.tracker.lines:
+            add_line(trunk)
+        entry.async_on_unload(pbx.async_add_line_listener(add_line))
+
+    for pbx in coordinator.all_pbxs:
+        add_pbx(pbx)
+    entry.async_on_unload(coordinator.async_add_pbx_listener(add_pbx))
 
 
 class SpRecordSensor(SpRecordEntity, SensorEntity):
@@ -214,31 +215,31 @@ class SpRecordSensor(SpRecordEntity, SensorEntity):
     @property
     def native_value(self) -> Any:
         """Return the sensor's value."""
-        return self.entity_description.value_fn(self.coordinator)
+        return self.entity_description.value_fn(self.pbx)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Return the details behind the value."""
-        return self.entity_description.attrs_fn(self.coordinator)
+        return self.entity_description.attrs_fn(self.pbx)
 
 
 class SpRecordLineSensor(SpRecordEntity, SensorEntity):
     """The state of one line (trunk): idle, ringing, dialing or talking."""
 
-    def __init__(self, coordinator: SpRecordCoordinator, trunk: str) -> None:
+    def __init__(self, pbx: Pbx, trunk: str) -> None:
         """Describe the sensor of `trunk`."""
-        super().__init__(coordinator, LINE_STATE, (line_topic(trunk),), line=trunk)
+        super().__init__(pbx, LINE_STATE, (line_topic(trunk),), line=trunk)
         self.trunk = trunk
 
     @property
     def native_value(self) -> str:
         """Return the state of the line's most recent call."""
-        return self.coordinator.tracker.line_state(self.trunk).value
+        return self.pbx.tracker.line_state(self.trunk).value
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return the line's current call."""
-        call = self.coordinator.tracker.line_call(self.trunk)
+        call = self.pbx.tracker.line_call(self.trunk)
         attributes = _call_attributes(call)
         del attributes["line"]
         return attributes

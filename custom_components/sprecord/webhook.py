@@ -37,7 +37,6 @@ from .api import (
 )
 from .const import (
     CONF_CLOUDHOOK_URL,
-    CONF_DEVICE_ID,
     CONF_HOOK_URL,
     CONF_TRANSPORT,
     DOMAIN,
@@ -211,7 +210,6 @@ class WebhookTransport:
         self.registered = False
         self.last_error: str | None = None
         self.bad_requests = 0
-        self.foreign_events = 0
         self._bad_logged = False
         self._task: asyncio.Task[None] | None = None
         self._unsubs: list[CALLBACK_TYPE] = []
@@ -334,11 +332,7 @@ class WebhookTransport:
             return self._bad_request(str(err))
         if isinstance(event, VerificationEvent):
             return _json_response(verification_response(event.payload))
-        known = self.entry.data.get(CONF_DEVICE_ID)
-        if known is not None and event.device_id != known:
-            self.foreign_events += 1
-            LOGGER.debug("Ignored a webhook event of another PBX")
-            return _json_response({"ignored": "another PBX"})
+        # Every PBX of the account: the account's hook only gets its events.
         self.coordinator.async_handle_event(event, "webhook")
         return _json_response({})
 
