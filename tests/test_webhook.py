@@ -25,6 +25,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.sprecord import coordinator as coordinator_module
 from custom_components.sprecord.api import SpRecordClient
 from custom_components.sprecord.config_flow import account_id
 from custom_components.sprecord.const import (
@@ -760,4 +761,35 @@ async def test_leaving_webhook_mode_retries_until_the_cloud_takes_it(
         delete.assert_awaited_once_with(hass, WEBHOOK_ID)
     assert emulator.hooks.get("demo").subscribe == []
     assert emulator.stats.rejected_subscriptions == 2
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_the_stream_is_read_a_while_after_the_webhook_takes_over(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An event the cloud sent on the stream just before the hook took over."""
+    monkeypatch.setattr(coordinator_module, "HANDOVER", 1.0)
+    await hass.config.async_update(external_url=None)
+    entry = make_entry(emulator, TRANSPORT_WEBHOOK)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(lambda: emulator.open_streams() == 1)
+    await hass.config.async_update(external_url=ha_url)
+    await wait_until(lambda: emulator.hooks.get("demo") is not None)
+    await wait_until(lambda: entry.runtime_data.coordinator.webhook_registered)
+    # Late on the stream only (the hook was not there when it was sent).
+    envelope = {
+        "device_id": DEFAULT_DEVICE_ID,
+        "event_type": "incoming_call",
+        "payload": call(3),
+    }
+    assert emulator.emit_raw(f"data: {json.dumps(envelope)}\n\n".encode()) == 1
+    await wait_for_state(hass, CALL_STATE, "ringing")
+    await wait_until(lambda: emulator.open_streams() == 0)  # then it is closed
+    emulator.emit("call_end", end(3))
+    await wait_for_state(hass, CALL_STATE, "idle")
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -60,6 +60,8 @@ HEALTHY_STREAM_SECONDS = 60.0
 """A stream that lived this long resets the backoff, events or not."""
 STREAM_READ_TIMEOUT = 90.0
 """A stream that sends no byte (not even a keep-alive) this long is dead."""
+HANDOVER = 5.0
+"""Seconds the stream is still read after the webhook took over."""
 YIELD_EVERY = 50
 """Events handled in a row before the stream yields to the event loop."""
 LINK_GRACE = 30.0
@@ -175,6 +177,7 @@ class SpRecordCoordinator:
             self.pbxs[self.primary.pbx_id] = self.primary
         self._pbx_listeners: list[Callable[[Pbx], None]] = []
         self._too_many_logged = False
+        self._handover_unsub: CALLBACK_TYPE | None = None
         self.connected = False
         """Whether the event stream is open."""
         self.available = False
@@ -350,16 +353,37 @@ class SpRecordCoordinator:
             return
         if self.transport != TRANSPORT_WEBHOOK:
             return
+        self._cancel_handover()
         if registered:
-            self.async_stop_stream()
             self._link_up()
+            if self._stream_task is not None:
+                # Events the cloud sent on the stream before the hook took
+                # over may still be on their way: read it a little longer
+                # (repeats on both are recognised), then close it.
+                self._handover_unsub = async_call_later(
+                    self.hass, HANDOVER, self._handover_done
+                )
         else:
             self.async_start()
+
+    @callback
+    def _handover_done(self, _now: datetime) -> None:
+        """Close the stream: the webhook carries the events."""
+        self._handover_unsub = None
+        if self.webhook_registered:
+            self.async_stop_stream()
+
+    @callback
+    def _cancel_handover(self) -> None:
+        if self._handover_unsub is not None:
+            self._handover_unsub()
+            self._handover_unsub = None
 
     @callback
     def async_shutdown(self) -> None:
         """Stop everything tied to the entry (the task is cancelled by HA)."""
         self._stopped = True
+        self._cancel_handover()
         if self._stream is not None:
             self._stream.close()
             self._stream = None
