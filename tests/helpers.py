@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import os
+from typing import Any
 
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import device_registry as dr
@@ -59,3 +60,15 @@ def has_device(hass: HomeAssistant, identifier: tuple[str, str]) -> bool:
     except LookupError:
         return False
     return True
+
+
+async def remove_device(client: Any, entry_id: str, device_id: str) -> bool:
+    """Remove a device from an entry as the UI does; tell whether it worked."""
+    await client.send_json_auto_id(
+        {
+            "type": "config/device_registry/remove_config_entry",
+            "config_entry_id": entry_id,
+            "device_id": device_id,
+        }
+    )
+    return bool((await client.receive_json())["success"])

@@ -20,7 +20,7 @@ from custom_components.sprecord.const import (
 from custom_components.sprecord.storage import STORAGE_VERSION
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
-from .helpers import device_with, has_device, wait_for_state, wait_until
+from .helpers import device_with, has_device, remove_device, wait_for_state, wait_until
 from .test_states import (
     CALL_STATE,
     GSM1,
@@ -165,18 +165,10 @@ async def test_a_line_can_be_removed_and_comes_back_when_used(
     pbx = device_with(hass, (DOMAIN, setup_entry.unique_id))
     client = await hass_ws_client(hass)
 
-    async def remove(device_id: str) -> bool:
-        await client.send_json_auto_id(
-            {
-                "type": "config/device_registry/remove_config_entry",
-                "config_entry_id": setup_entry.entry_id,
-                "device_id": device_id,
-            }
-        )
-        return bool((await client.receive_json())["success"])
-
-    assert not await remove(pbx.id)  # the PBX stays while the entry does
-    assert await remove(line.id)
+    assert not await remove_device(
+        client, setup_entry.entry_id, pbx.id
+    )  # the PBX stays while the entry does
+    assert await remove_device(client, setup_entry.entry_id, line.id)
     await hass.async_block_till_done()
     assert entity_registry.async_get(GSM1) is None
     assert "GSM1" not in setup_entry.runtime_data.tracker.lines

@@ -19,7 +19,7 @@ from custom_components.sprecord.pbx import pbx_key
 from custom_components.sprecord.storage import STORAGE_VERSION
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
-from .helpers import device_with, has_device, wait_for_state, wait_until
+from .helpers import device_with, has_device, remove_device, wait_for_state, wait_until
 from .test_states import CALL_STATE, GSM1, LAST_SMS, MISSED, call, end
 
 B = "K2xPq9Vd0aZr+Lm4Tt8Wc1Yb7Ue3Ns6Hf5Jg0Qi2Ro9="
@@ -111,18 +111,10 @@ async def test_a_second_pbx_is_kept_across_restarts_and_can_be_removed(
     first = device_with(hass, (DOMAIN, str(setup_entry.unique_id)))
     client = await hass_ws_client(hass)
 
-    async def remove(device_id: str) -> bool:
-        await client.send_json_auto_id(
-            {
-                "type": "config/device_registry/remove_config_entry",
-                "config_entry_id": setup_entry.entry_id,
-                "device_id": device_id,
-            }
-        )
-        return bool((await client.receive_json())["success"])
-
-    assert not await remove(first.id)  # the first PBX stays while the entry does
-    assert await remove(second.id)
+    assert not await remove_device(
+        client, setup_entry.entry_id, first.id
+    )  # the first PBX stays while the entry does
+    assert await remove_device(client, setup_entry.entry_id, second.id)
     await hass.async_block_till_done()
     assert not has_device(hass, second_id)
     assert entity_registry.async_get(B_CALL_STATE) is None
@@ -230,19 +222,9 @@ async def test_pbx_devices_can_be_removed_while_the_entry_is_not_loaded(
     assert setup_entry.state is ConfigEntryState.SETUP_RETRY
     client = await hass_ws_client(hass)
 
-    async def remove(device_id: str) -> bool:
-        await client.send_json_auto_id(
-            {
-                "type": "config/device_registry/remove_config_entry",
-                "config_entry_id": setup_entry.entry_id,
-                "device_id": device_id,
-            }
-        )
-        return bool((await client.receive_json())["success"])
-
-    assert not await remove(first.id)
-    assert await remove(line_b.id)
-    assert await remove(second.id)
+    assert not await remove_device(client, setup_entry.entry_id, first.id)
+    assert await remove_device(client, setup_entry.entry_id, line_b.id)
+    assert await remove_device(client, setup_entry.entry_id, second.id)
     emulator.clear_failures()
     await hass.config_entries.async_reload(setup_entry.entry_id)
     assert setup_entry.state is ConfigEntryState.LOADED

@@ -31,7 +31,7 @@ from custom_components.sprecord.const import (
 from custom_components.sprecord.event import SpRecordSmsEvent
 from emulator import SpRecordEmulator
 
-from .helpers import device_with, has_device, wait_for_state, wait_until
+from .helpers import device_with, has_device, remove_device, wait_for_state, wait_until
 from .test_states import CALL_STATE, GSM1, LAST_SMS, call, end
 from .test_webhook import ha_url, make_entry  # noqa: F401
 
@@ -164,15 +164,7 @@ async def test_a_line_can_be_removed_while_the_entry_is_not_loaded(
     assert setup_entry.state is ConfigEntryState.SETUP_RETRY
 
     client = await hass_ws_client(hass)
-    await client.send_json_auto_id(
-        {
-            "type": "config/device_registry/remove_config_entry",
-            "config_entry_id": setup_entry.entry_id,
-            "device_id": line.id,
-        }
-    )
-    answer = await client.receive_json()
-    assert answer["success"], answer
+    assert await remove_device(client, setup_entry.entry_id, line.id)
     assert not has_device(hass, line_id)
 
     # Back up: the removed line does not come back by itself.

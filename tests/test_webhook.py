@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+import contextlib
+from dataclasses import dataclass
 import hashlib
 import json
 import logging
@@ -110,6 +112,41 @@ async def post(
         )
         await response.read()
         return response
+
+
+@dataclass
+class CloudMocks:
+    """Home Assistant Cloud, patched: what a test can look at."""
+
+    create: AsyncMock
+    delete: AsyncMock
+    listeners: list[Any]
+
+
+@contextlib.contextmanager
+def home_assistant_cloud(
+    hass: HomeAssistant, relay: str, create: Any = None
+) -> Iterator[CloudMocks]:
+    """Make Home Assistant Cloud active; cloudhooks relay to `relay`."""
+    hass.config.components.add("cloud")
+    mocks = CloudMocks(
+        create=AsyncMock(return_value=relay, side_effect=create),
+        delete=AsyncMock(),
+        listeners=[],
+    )
+
+    def listen(hass: HomeAssistant, target: Any) -> Any:
+        mocks.listeners.append(target)
+        return lambda: None
+
+    cloud = "homeassistant.components.cloud"
+    with (
+        patch(f"{cloud}.async_active_subscription", return_value=True),
+        patch(f"{cloud}.async_get_or_create_cloudhook", mocks.create),
+        patch(f"{cloud}.async_listen_connection_change", side_effect=listen),
+        patch(f"{cloud}.async_delete_cloudhook", mocks.delete),
+    ):
+        yield mocks
 
 
 async def test_handshake_registers_the_hook_and_events_arrive_by_post(
@@ -361,25 +398,8 @@ async def test_cloudhook_is_used_when_home_assistant_cloud_is_active(
 ) -> None:
     # The cloud relays to this instance: its URL here leads to our webhook.
     relay = f"{ha_url}/api/webhook/{WEBHOOK_ID}"
-    hass.config.components.add("cloud")
-    listeners: list[Any] = []
-    with (
-        patch(
-            "homeassistant.components.cloud.async_active_subscription",
-            return_value=True,
-        ),
-        patch(
-            "homeassistant.components.cloud.async_get_or_create_cloudhook",
-            AsyncMock(return_value=relay),
-        ) as create,
-        patch(
-            "homeassistant.components.cloud.async_listen_connection_change",
-            side_effect=lambda hass, target: listeners.append(target) or (lambda: None),
-        ),
-        patch(
-            "homeassistant.components.cloud.async_delete_cloudhook", AsyncMock()
-        ) as delete,
-    ):
+    with home_assistant_cloud(hass, relay) as cloud:
+        create, delete, listeners = cloud.create, cloud.delete, cloud.listeners
         entry = make_entry(emulator, TRANSPORT_WEBHOOK)
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
@@ -599,24 +619,8 @@ async def test_leaving_webhook_mode_with_a_cloudhook_deletes_it(
     fast_link: None,
 ) -> None:
     relay = f"{ha_url}/api/webhook/{WEBHOOK_ID}"
-    hass.config.components.add("cloud")
-    with (
-        patch(
-            "homeassistant.components.cloud.async_active_subscription",
-            return_value=True,
-        ),
-        patch(
-            "homeassistant.components.cloud.async_get_or_create_cloudhook",
-            AsyncMock(return_value=relay),
-        ),
-        patch(
-            "homeassistant.components.cloud.async_listen_connection_change",
-            return_value=lambda: None,
-        ),
-        patch(
-            "homeassistant.components.cloud.async_delete_cloudhook", AsyncMock()
-        ) as delete,
-    ):
+    with home_assistant_cloud(hass, relay) as cloud:
+        delete = cloud.delete
         entry = make_entry(emulator, TRANSPORT_WEBHOOK)
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
@@ -646,7 +650,6 @@ async def test_cloud_errors_while_making_the_cloudhook_are_caught(
 
     monkeypatch.setattr("custom_components.sprecord.webhook.RETRY_MIN", 0.01)
     relay = f"{ha_url}/api/webhook/{WEBHOOK_ID}"
-    hass.config.components.add("cloud")
     attempts = 0
 
     async def flaky(hass: HomeAssistant, webhook_id: str) -> str:
@@ -656,20 +659,7 @@ async def test_cloud_errors_while_making_the_cloudhook_are_caught(
             raise getattr(cloud, error)
         return relay
 
-    with (
-        patch(
-            "homeassistant.components.cloud.async_active_subscription",
-            return_value=True,
-        ),
-        patch(
-            "homeassistant.components.cloud.async_get_or_create_cloudhook",
-            side_effect=flaky,
-        ),
-        patch(
-            "homeassistant.components.cloud.async_listen_connection_change",
-            return_value=lambda: None,
-        ),
-    ):
+    with home_assistant_cloud(hass, relay, create=flaky):
         entry = make_entry(emulator, TRANSPORT_WEBHOOK)
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
@@ -729,24 +719,8 @@ async def test_leaving_webhook_mode_retries_until_the_cloud_takes_it(
     """A refused unsubscription keeps the cloudhook (the cloud still posts)."""
     monkeypatch.setattr("custom_components.sprecord.webhook.RETRY_MIN", 0.01)
     relay = f"{ha_url}/api/webhook/{WEBHOOK_ID}"
-    hass.config.components.add("cloud")
-    with (
-        patch(
-            "homeassistant.components.cloud.async_active_subscription",
-            return_value=True,
-        ),
-        patch(
-            "homeassistant.components.cloud.async_get_or_create_cloudhook",
-            AsyncMock(return_value=relay),
-        ),
-        patch(
-            "homeassistant.components.cloud.async_listen_connection_change",
-            return_value=lambda: None,
-        ),
-        patch(
-            "homeassistant.components.cloud.async_delete_cloudhook", AsyncMock()
-        ) as delete,
-    ):
+    with home_assistant_cloud(hass, relay) as cloud:
+        delete = cloud.delete
         entry = make_entry(emulator, TRANSPORT_WEBHOOK)
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
