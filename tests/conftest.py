@@ -123,7 +123,7 @@ def fast_link(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(coordinator_module, "BACKOFF_MAX", 0.05)
     monkeypatch.setattr(coordinator_module, "BUSY_BACKOFF_MIN", 0.05)
     monkeypatch.setattr(coordinator_module, "BUSY_BACKOFF_MAX", 0.1)
-    monkeypatch.setattr(coordinator_module, "HANDOVER", 0.05)
+    monkeypatch.setattr(coordinator_module, "HANDOVER", 0.3)
 
 
 @pytest.fixture
