@@ -239,6 +239,6 @@ async def test_lone_surrogate_in_sms_is_replaced_and_the_entry_unloads(
     await hass.async_block_till_done()
     assert setup_entry.state is ConfigEntryState.NOT_LOADED
     saved = hass_storage[f"{DOMAIN}.{setup_entry.entry_id}"]["data"]
-    assert saved["pbxs"][0]["last_sms"]["text"] == "Hi \ufffd"
+    assert saved["last_sms"]["text"] == "Hi \ufffd"
     assert "Task exception was never retrieved" not in caplog.text
     assert "Error unloading entry" not in caplog.text

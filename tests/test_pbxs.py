@@ -27,7 +27,7 @@ B = "K2xPq9Vd0aZr+Lm4Tt8Wc1Yb7Ue3Ns6Hf5Jg0Qi2Ro9="
 B_CALL_STATE = "sensor.sprecord_minipbx_2_call_state"
 B_MISSED = "sensor.sprecord_minipbx_2_missed_calls"
 B_LAST_SMS = "sensor.sprecord_minipbx_2_last_sms"
-B_GSM1 = "sensor.line_gsm1_state_2"
+B_GSM1 = "sensor.line_gsm1_of_sprecord_minipbx_2_state"
 
 
 async def test_two_pbxs_with_the_same_call_id_and_line_name(
@@ -118,9 +118,13 @@ async def test_a_second_pbx_is_kept_across_restarts_and_can_be_removed(
     await hass.async_block_till_done()
     assert not has_device(hass, second_id)
     assert entity_registry.async_get(B_CALL_STATE) is None
-    # It comes back when it sends again, with a fresh count.
+    # Its line went with it (Home Assistant only unlinks sub-devices).
+    assert not has_device(hass, (DOMAIN, f"{second_id[1]}_line_GSM1"))
+    assert entity_registry.async_get(B_GSM1) is None
+    # It comes back when it sends again, with a fresh count, and its line.
     emulator.emit("incoming_call", call(2), device_id=B)
     await wait_until(lambda: has_device(hass, second_id))
+    await wait_for_state(hass, B_GSM1, "ringing")
     await hass.async_block_till_done()
     states = [
         s for s in hass.states.async_all("sensor") if s.entity_id.endswith("call_state")
@@ -198,8 +202,9 @@ async def test_an_entry_of_the_single_pbx_format_keeps_its_entities(
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     saved = hass_storage[f"{DOMAIN}.{config_entry.entry_id}"]
     assert saved["minor_version"] == 2
-    assert saved["data"]["pbxs"][0]["missed_count"] == 4
-    assert saved["data"]["pbxs"][0]["pbx_id"] == DEFAULT_DEVICE_ID
+    assert saved["data"]["missed_count"] == 4  # where an older version reads it
+    assert saved["data"]["pbx_id"] == DEFAULT_DEVICE_ID
+    assert saved["data"]["others"] == []
 
 
 async def test_pbx_devices_can_be_removed_while_the_entry_is_not_loaded(
@@ -212,10 +217,12 @@ async def test_pbx_devices_can_be_removed_while_the_entry_is_not_loaded(
     emulator.emit("incoming_call", call(1, trunk="GSM1"))
     emulator.emit("incoming_call", call(1, trunk="GSM3"), device_id=B)
     await wait_for_state(hass, B_CALL_STATE, "ringing")
-    await wait_for_state(hass, "sensor.line_gsm3_state", "ringing")
+    await wait_for_state(
+        hass, "sensor.line_gsm3_of_sprecord_minipbx_2_state", "ringing"
+    )
     second_id = f"{setup_entry.unique_id}_pbx_{pbx_key(B)}"
     second = device_with(hass, (DOMAIN, second_id))
-    line_b = device_with(hass, (DOMAIN, f"{second_id}_line_GSM3"))
+    line_a = device_with(hass, (DOMAIN, f"{setup_entry.unique_id}_line_GSM1"))
     first = device_with(hass, (DOMAIN, str(setup_entry.unique_id)))
     emulator.fail_streams(500, count=100)
     await hass.config_entries.async_reload(setup_entry.entry_id)
@@ -223,10 +230,12 @@ async def test_pbx_devices_can_be_removed_while_the_entry_is_not_loaded(
     client = await hass_ws_client(hass)
 
     assert not await remove_device(client, setup_entry.entry_id, first.id)
-    assert await remove_device(client, setup_entry.entry_id, line_b.id)
     assert await remove_device(client, setup_entry.entry_id, second.id)
+    assert not has_device(hass, (DOMAIN, f"{second_id}_line_GSM3"))  # with it
+    assert await remove_device(client, setup_entry.entry_id, line_a.id)
     emulator.clear_failures()
     await hass.config_entries.async_reload(setup_entry.entry_id)
     assert setup_entry.state is ConfigEntryState.LOADED
     assert not has_device(hass, (DOMAIN, second_id))
     assert list(setup_entry.runtime_data.coordinator.pbxs) == [DEFAULT_DEVICE_ID]
+    assert "GSM1" not in setup_entry.runtime_data.tracker.lines

@@ -29,7 +29,12 @@ from .const import (
     TRANSPORT_SSE,
     TRANSPORT_WEBHOOK,
 )
-from .coordinator import SpRecordConfigEntry, SpRecordCoordinator, SpRecordRuntimeData
+from .coordinator import (
+    SpRecordConfigEntry,
+    SpRecordCoordinator,
+    SpRecordRuntimeData,
+    async_remove_line_devices,
+)
 from .storage import SpRecordStore
 from .webhook import (
     WebhookTransport,
@@ -119,11 +124,19 @@ async def _async_options_updated(
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> bool:
-    """Unload the entities; the stream task and timers stop with the entry."""
+    """Unload the entities; the stream task and timers stop with the entry.
+
+    The stream and the webhook still deliver until the entry's tasks are
+    cancelled, after this: meanwhile no new PBX is added (its entities would
+    outlive the platforms) and nothing is saved after the last save.
+    """
     coordinator = entry.runtime_data.coordinator
+    coordinator.unloading = True
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         await coordinator.store.async_save_now(coordinator)
+    else:
+        coordinator.unloading = False
     return unloaded
 
 
@@ -144,32 +157,25 @@ async def async_remove_config_entry_device(
 ) -> bool:
     """Let the user remove a line, or a PBX other than the entry's first.
 
-    Either comes back if it is used again. The entry may not be loaded (setup
-    retrying, reauth pending): then it is dropped from the saved state, so it
-    does not come back at setup.
+    Either comes back if it is used again; a PBX's lines go with it. The
+    entry may not be loaded (setup retrying, reauth pending): then it is
+    dropped from the saved state, so it does not come back at setup.
     """
+    unique_id = str(entry.unique_id)
     identifiers = [value for domain, value in device.identifiers if domain == DOMAIN]
+    if unique_id in identifiers:
+        return False  # the first PBX holds the link's own entity
     if entry.state in (
         ConfigEntryState.NOT_LOADED,
         ConfigEntryState.SETUP_RETRY,
         ConfigEntryState.SETUP_ERROR,
     ):
         store = SpRecordStore(hass, entry.entry_id)
-        return await store.async_forget_device(str(entry.unique_id), identifiers)
-    runtime = getattr(entry, "runtime_data", None)
-    if runtime is None:
-        return False
-    coordinator = runtime.coordinator
-    for pbx in coordinator.all_pbxs:
         for identifier in identifiers:
-            if (part := pbx.device_part(identifier)) is None:
-                continue
-            is_pbx, line = part
-            if is_pbx:
-                if pbx.primary:
-                    return False  # it holds the link's own entity
-                coordinator.async_remove_pbx(pbx)
-            elif line is not None:
-                pbx.async_remove_line(line)
-            return True
-    return False
+            for prefix in await store.async_forget_device(unique_id, identifier):
+                async_remove_line_devices(hass, entry.entry_id, prefix)
+        return True
+    if (runtime := getattr(entry, "runtime_data", None)) is not None:
+        runtime.coordinator.async_remove_device(identifiers)
+    # A device of ours that no PBX knows any more (left over) can go too.
+    return True

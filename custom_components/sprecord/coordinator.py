@@ -45,7 +45,7 @@ from .const import (
     TRANSPORT_WEBHOOK,
 )
 from .dedupe import RecentEvents, SeenStreamIds
-from .pbx import TOPIC_LINK, Pbx, pbx_device_info
+from .pbx import LINE_MARK, TOPIC_LINK, Pbx, pbx_device_info
 
 if TYPE_CHECKING:
     from .storage import SpRecordStore
@@ -178,6 +178,8 @@ class SpRecordCoordinator:
         self._pbx_listeners: list[Callable[[Pbx], None]] = []
         self._too_many_logged = False
         self._handover_unsub: CALLBACK_TYPE | None = None
+        self.unloading = False
+        """Set while the entry unloads: no new PBX, no new save."""
         self.connected = False
         """Whether the event stream is open."""
         self.available = False
@@ -236,6 +238,8 @@ class SpRecordCoordinator:
                 self.entry, data={**self.entry.data, CONF_DEVICE_ID: pbx_id}
             )
             return primary
+        if self.unloading:
+            return None  # its entities could not be added any more
         if len(self.pbxs) >= MAX_PBXS:
             if not self._too_many_logged:
                 self._too_many_logged = True
@@ -262,12 +266,28 @@ class SpRecordCoordinator:
             return
         pbx.async_shutdown()
         self.pbxs.pop(pbx.pbx_id, None)
+        async_remove_line_devices(self.hass, self.entry.entry_id, pbx.unique_prefix)
         self.async_schedule_save()
 
     @callback
+    def async_remove_device(self, identifiers: list[str]) -> None:
+        """Forget the PBX (with its lines) or the line a removed device was."""
+        for pbx in self.all_pbxs:
+            for identifier in identifiers:
+                if (part := pbx.device_part(identifier)) is None:
+                    continue
+                is_pbx, line = part
+                if is_pbx:
+                    self.async_remove_pbx(pbx)
+                elif line is not None:
+                    pbx.async_remove_line(line)
+                return
+
+    @callback
     def async_schedule_save(self) -> None:
-        """Save the PBXs' lasting state soon."""
-        self.store.async_schedule_save(self)
+        """Save the PBXs' lasting state soon (the unload saves it at once)."""
+        if not self.unloading:
+            self.store.async_schedule_save(self)
 
     @callback
     def _link_changed(self) -> None:
@@ -372,6 +392,9 @@ class SpRecordCoordinator:
         self._handover_unsub = None
         if self.webhook_registered:
             self.async_stop_stream()
+            if self._grace_unsub is not None:  # the stream's drop is moot
+                self._grace_unsub()
+                self._grace_unsub = None
 
     @callback
     def _cancel_handover(self) -> None:
@@ -496,8 +519,8 @@ class SpRecordCoordinator:
 
     @property
     def _webhook_delivers(self) -> bool:
-        """Tell whether, with both transports on, the webhook stands in."""
-        return self.transport == TRANSPORT_BOTH and self.webhook_registered
+        """Tell whether the webhook carries the events (the stream may not)."""
+        return self.transport != TRANSPORT_SSE and self.webhook_registered
 
     @callback
     def _grace_over(self, _now: datetime) -> None:
@@ -586,6 +609,22 @@ class SpRecordCoordinator:
             LOGGER.warning("Skipped a malformed SpRecord event: %s", err)
         else:
             LOGGER.debug("Skipped a malformed SpRecord event: %s", err)
+
+
+@callback
+def async_remove_line_devices(hass: HomeAssistant, entry_id: str, prefix: str) -> None:
+    """Remove the line devices (and so their entities) of a removed PBX.
+
+    Home Assistant only unlinks the sub-devices of a removed device.
+    """
+    registry = dr.async_get(hass)
+    line_prefix = f"{prefix}{LINE_MARK}"
+    for device in dr.async_entries_for_config_entry(registry, entry_id):
+        if any(
+            domain == DOMAIN and value.startswith(line_prefix)
+            for domain, value in device.identifiers
+        ):
+            registry.async_remove_device(device.id)
 
 
 def _discard(items: list[Any], item: Any) -> None:

@@ -403,12 +403,16 @@ def pbx_device_info(pbx: Pbx) -> DeviceInfo:
 
 def line_device_info(pbx: Pbx, trunk: str) -> DeviceInfo:
     """Return the device info of one line (trunk), under its PBX."""
+    # The first PBX's lines keep their names; another PBX's name theirs too,
+    # so that two offices' GSM1 can be told apart.
     info = DeviceInfo(
         identifiers={pbx.line_identifier(trunk)},
         manufacturer=MANUFACTURER,
         model="GSM line",
-        translation_key="line",
-        translation_placeholders={"line": trunk},
+        translation_key="line" if pbx.primary else "pbx_line",
+        translation_placeholders={"line": trunk}
+        if pbx.primary
+        else {"line": trunk, "pbx": pbx.name},
     )
     info.update(via_device_info(pbx.identifier, pbx.device_registry_id))
     return info

@@ -200,7 +200,7 @@ async def async_setup_entry(
 
         for trunk in pbx.tracker.lines:
             add_line(trunk)
-        entry.async_on_unload(pbx.async_add_line_listener(add_line))
+        pbx.async_add_line_listener(add_line)  # dropped with the PBX
 
     for pbx in coordinator.all_pbxs:
         add_pbx(pbx)

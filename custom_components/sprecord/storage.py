@@ -3,21 +3,21 @@
 Calls in progress are not saved: after a restart their events may never come,
 and a call shown as ringing that no longer rings is worse than none.
 
-Format: `{"pbxs": [Pbx.as_dict(), ...]}`, the entry's first PBX first
-(minor version 2). Minor version 1, from before an account could have
-several PBXs, held one PBX's state at the top level: it becomes the first.
+Format: the entry's first PBX's state at the top level, as before an
+account could have several PBXs (minor version 1), and the other PBXs under
+`others` (minor version 2). The change is additive: an older version of the
+integration reads the first PBX's state and ignores the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN, LOGGER
-from .pbx import device_part
+from .pbx import device_part, unique_prefix
 
 if TYPE_CHECKING:
     from .coordinator import SpRecordCoordinator
@@ -28,15 +28,19 @@ SAVE_DELAY = 10.0
 
 
 class _Store(Store[dict[str, Any]]):
-    """The entry's store, migrating older formats as it loads them."""
+    """The entry's store: minor version 1 data is read as it is."""
 
     async def _async_migrate_func(
         self, old_major_version: int, old_minor_version: int, old_data: Any
     ) -> dict[str, Any]:
-        """Turn the single-PBX format (1.1) into the list of PBXs."""
-        if old_minor_version < 2:
-            return {"pbxs": [{**old_data, "pbx_id": None, "number": 1}]}
+        """Take 1.1 data as it is: it is 1.2 data without other PBXs."""
         return dict(old_data)
+
+
+def _saved_pbxs(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the saved PBXs, the entry's first first."""
+    first = {key: value for key, value in data.items() if key != "others"}
+    return [{"number": 1, **first}, *data.get("others", [])]
 
 
 class SpRecordStore:
@@ -56,7 +60,7 @@ class SpRecordStore:
         data = await self._store.async_load()
         if not data:
             return
-        for saved in data.get("pbxs", []):
+        for saved in _saved_pbxs(data):
             try:
                 _restore(coordinator, saved)
             except (KeyError, TypeError, ValueError, AttributeError) as err:
@@ -71,33 +75,34 @@ class SpRecordStore:
         await self._store.async_save(_dump(coordinator))
 
     async def async_forget_device(
-        self, entry_unique_id: str, identifiers: Iterable[str]
-    ) -> bool:
+        self, entry_unique_id: str, identifier: str
+    ) -> list[str]:
         """Drop a line or a PBX from the saved state (the entry is not loaded).
 
-        Returns whether the device may be removed: a line, or a PBX other than
-        the entry's first.
+        Returns the unique-id prefixes of the PBXs removed (their lines go
+        with them).
         """
-        data = await self._store.async_load() or {"pbxs": []}
-        pbxs: list[dict[str, Any]] = list(data.get("pbxs", []))
-        for identifier in identifiers:
-            for saved in pbxs:
-                number = int(saved.get("number", 1))
-                part = device_part(
-                    entry_unique_id, saved.get("pbx_id"), number, identifier
-                )
-                if part is None:
-                    continue
-                is_pbx, line = part
-                if is_pbx:
-                    if number == 1:
-                        return False
-                    pbxs.remove(saved)
-                else:
-                    saved["lines"] = [x for x in saved.get("lines", []) if x != line]
-                await self._store.async_save({"pbxs": pbxs})
-                return True
-        return False
+        data = await self._store.async_load()
+        if not data:
+            return []
+        saved_pbxs = _saved_pbxs(data)
+        for saved in saved_pbxs:
+            number = int(saved.get("number", 1))
+            pbx_id = saved.get("pbx_id")
+            part = device_part(entry_unique_id, pbx_id, number, identifier)
+            if part is None:
+                continue
+            is_pbx, line = part
+            removed: list[str] = []
+            if is_pbx and number != 1:
+                saved_pbxs.remove(saved)
+                removed.append(unique_prefix(entry_unique_id, pbx_id, number))
+            elif line is not None:
+                saved["lines"] = [x for x in saved.get("lines", []) if x != line]
+            first, *others = saved_pbxs
+            await self._store.async_save({**first, "others": others})
+            return removed
+        return []
 
     async def async_remove(self) -> None:
         """Delete the saved state (the entry was removed)."""
@@ -106,7 +111,8 @@ class SpRecordStore:
 
 def _dump(coordinator: SpRecordCoordinator) -> dict[str, Any]:
     """Return the state worth keeping, JSON-friendly."""
-    return {"pbxs": [pbx.as_dict() for pbx in coordinator.all_pbxs]}
+    first, *others = coordinator.all_pbxs
+    return {**first.as_dict(), "others": [pbx.as_dict() for pbx in others]}
 
 
 def _restore(coordinator: SpRecordCoordinator, saved: dict[str, Any]) -> None:
