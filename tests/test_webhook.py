@@ -777,3 +777,35 @@ async def test_the_stream_is_read_a_while_after_the_webhook_takes_over(
     emulator.emit("call_end", end(3))
     await wait_for_state(hass, CALL_STATE, "idle")
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_stream_drop_during_the_handover_leaves_the_entities_available(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The webhook delivers: the stand-in stream's end is no outage."""
+    monkeypatch.setattr(coordinator_module, "HANDOVER", 1.0)
+    monkeypatch.setattr(coordinator_module, "LINK_GRACE", 0.1)
+    await hass.config.async_update(external_url=None)
+    entry = make_entry(emulator, TRANSPORT_WEBHOOK)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(lambda: emulator.open_streams() == 1)
+    emulator.fail_streams(503, count=100)  # the stream will not come back
+    await hass.config.async_update(external_url=ha_url)
+    coordinator = entry.runtime_data.coordinator
+    await wait_until(lambda: coordinator.webhook_registered)
+    emulator.drop_streams("abort")  # during the handover
+    await wait_until(lambda: emulator.open_streams() == 0)
+    await asyncio.sleep(0.3)  # past the grace
+    await wait_until(lambda: not coordinator.connected)
+    await asyncio.sleep(1.2)  # past the handover
+    assert coordinator.available
+    assert hass.states.get(CALL_STATE).state == "idle"
+    emulator.clear_failures()
+    emulator.emit("incoming_call", call(1))
+    await wait_for_state(hass, CALL_STATE, "ringing")  # by the webhook
+    assert await hass.config_entries.async_unload(entry.entry_id)
