@@ -68,6 +68,14 @@ def _parser() -> argparse.ArgumentParser:
         "--max-streams", type=int, default=3, help="concurrent streams per key"
     )
     parser.add_argument("--no-replay", action="store_true", help="ignore Last-Event-ID")
+    parser.add_argument(
+        "--auth-scheme",
+        default="bearer",
+        help="how the key is taken: bearer, header:NAME or query:NAME",
+    )
+    parser.add_argument(
+        "--openapi", action="store_true", help="serve /openapi.json declaring it"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests")
     return parser
 
@@ -86,6 +94,8 @@ async def _serve(args: argparse.Namespace) -> None:
         max_streams=args.max_streams,
         keepalive=args.keepalive,
         replay=not args.no_replay,
+        auth_scheme=args.auth_scheme,
+        openapi=args.openapi,
     )
     url = await emulator.start(args.host, args.port)
     print(f"SpRecord emulator on {url} (keys: {', '.join(keys)})", flush=True)

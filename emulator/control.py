@@ -14,6 +14,9 @@ journey and benchmarks that run it as a separate process. Bodies are JSON:
 - `POST drop`: `{"mode"}` (`abort`, `close` or `mid_event`): ends every stream.
 - `POST stall`: open streams go silent, their sockets kept.
 - `POST auth`: `{"key"?, "valid"}`: makes a key fail authentication, or pass.
+- `POST auth_scheme`: `{"scheme", "openapi"?}`: the one way the key is taken
+  from now on (`bearer`, `header:NAME`, `query:NAME`); with `openapi`,
+  `/openapi.json` declares it.
 - `POST fail_streams`: `{"status", "count"?}`: the next stream requests fail.
 - `POST scenario`: `{"name", "speed"?}` plays a scenario; `DELETE` stops it.
 - `GET state`: each key's PBXs (`pbxs`: key -> device ids, first the
@@ -47,6 +50,7 @@ def add_control_routes(app: web.Application, emulator: SpRecordEmulator) -> None
     app.router.add_post(f"{PREFIX}/drop", routes.drop)
     app.router.add_post(f"{PREFIX}/stall", routes.stall)
     app.router.add_post(f"{PREFIX}/auth", routes.auth)
+    app.router.add_post(f"{PREFIX}/auth_scheme", routes.auth_scheme)
     app.router.add_post(f"{PREFIX}/fail_streams", routes.fail_streams)
     app.router.add_post(f"{PREFIX}/scenario", routes.start_scenario)
     app.router.add_delete(f"{PREFIX}/scenario", routes.stop_scenario)
@@ -144,6 +148,18 @@ class _ControlRoutes:
             return json_error(422, "unknown key")
         self._emulator.refuse_key(key, refuse=not body.get("valid", False))
         return web.json_response({"key_valid": bool(body.get("valid", False))})
+
+    async def auth_scheme(self, request: web.Request) -> web.Response:
+        """Take the key one way only, declared in `/openapi.json` or not."""
+        body = await _body(request)
+        scheme, openapi = body.get("scheme"), body.get("openapi", False)
+        if not isinstance(scheme, str) or not isinstance(openapi, bool):
+            return json_error(422, "scheme must be a string, openapi a boolean")
+        try:
+            self._emulator.set_auth_scheme(scheme, openapi=openapi)
+        except ValueError as err:
+            return json_error(422, str(err))
+        return web.json_response({"scheme": scheme, "openapi": openapi})
 
     async def fail_streams(self, request: web.Request) -> web.Response:
         """Answer the next stream requests with an error status."""

@@ -114,6 +114,8 @@ class SpRecordEmulator:
         replay: bool = True,
         separator: str = "\r\n",
         verify_timeout: float = 10.0,
+        auth_scheme: str = "bearer",
+        openapi: bool = False,
     ) -> None:
         """Configure the emulator.
 
@@ -122,8 +124,13 @@ class SpRecordEmulator:
         key's default (default: key `demo`, the vendor's example device).
         `keepalive` is the interval of comment lines on an idle stream (0
         turns them off). `history` events are kept for resuming after
-        `Last-Event-ID` when `replay` is on.
+        `Last-Event-ID` when `replay` is on. `auth_scheme` is the one way
+        the key is taken (`set_auth_scheme()`); with `openapi`, the server
+        serves an `/openapi.json` that declares it.
         """
+        self.auth_scheme = "bearer"
+        self.openapi = openapi
+        self.set_auth_scheme(auth_scheme, openapi=openapi)
         self.accounts: dict[str, str] = {}
         """API key -> the device id of its first (default) PBX."""
         self._more_pbxs: dict[str, list[str]] = {}
@@ -166,6 +173,7 @@ class SpRecordEmulator:
 
         app = web.Application()
         app.router.add_get("/sys/events", self._handle_events)
+        app.router.add_get("/openapi.json", self._handle_openapi)
         app.router.add_post("/sys/subscribe_events", self._handle_subscribe)
         add_control_routes(app, self)
         return app
@@ -225,11 +233,60 @@ class SpRecordEmulator:
 
     # --- the API ----------------------------------------------------------
 
+    def set_auth_scheme(self, scheme: str, *, openapi: bool = False) -> None:
+        """Take the key one way only, as the real server does.
+
+        `scheme` is `bearer` (an `Authorization: Bearer` header), `header:NAME`
+        or `query:NAME`. With `openapi`, `/openapi.json` declares the scheme,
+        as FastAPI does; without, it answers 404.
+        """
+        kind, _, name = scheme.partition(":")
+        if not (kind == "bearer" and not name) and not (
+            kind in ("header", "query") and name
+        ):
+            raise ValueError(f"not an authentication scheme: {scheme!r}")
+        self.auth_scheme = scheme
+        self.openapi = openapi
+
+    def _presented_key(self, request: web.Request) -> str:
+        """Return the key the request sends the way the server takes it."""
+        kind, _, name = self.auth_scheme.partition(":")
+        if kind == "header":
+            return request.headers.get(name, "")
+        if kind == "query":
+            return request.query.get(name, "")
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        return key if scheme.lower() == "bearer" else ""
+
+    def openapi_document(self) -> dict[str, Any]:
+        """Return the OpenAPI document a FastAPI server would serve."""
+        kind, _, name = self.auth_scheme.partition(":")
+        declared: dict[str, Any] = (
+            {"type": "http", "scheme": "bearer"}
+            if kind == "bearer"
+            else {"type": "apiKey", "in": kind, "name": name}
+        )
+        operation: dict[str, Any] = {"security": [{"SpRecordKey": []}], "responses": {}}
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": "SpRecord cloud (emulated)", "version": "1"},
+            "paths": {
+                "/sys/events": {"get": operation},
+                "/sys/subscribe_events": {"post": operation},
+            },
+            "components": {"securitySchemes": {"SpRecordKey": declared}},
+        }
+
+    async def _handle_openapi(self, _request: web.Request) -> web.Response:
+        """Serve `/openapi.json` when the emulated server publishes one."""
+        if not self.openapi:
+            return json_error(404, "Not Found")
+        return web.json_response(self.openapi_document())
+
     def _key_of(self, request: web.Request) -> str | None:
         """Return the request's API key if it is a valid, accepted one."""
-        header = request.headers.get("Authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or key not in self.accounts:
+        key = self._presented_key(request)
+        if key not in self.accounts:
             return None
         if key in self._refused_keys:
             return None
@@ -535,6 +592,8 @@ class SpRecordEmulator:
     def state(self) -> dict[str, Any]:
         """Return everything a test may want to read, as JSON."""
         return {
+            "auth_scheme": self.auth_scheme,
+            "openapi": self.openapi,
             "pbxs": self.all_pbxs(),
             "open_streams": {key: len(s) for key, s in self._streams.items()},
             "stats": self.stats.as_dict(),

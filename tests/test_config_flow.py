@@ -15,7 +15,12 @@ from homeassistant import config_entries
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.const import CONF_API_KEY, CONF_URL, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResult, FlowResultType, InvalidData
+from homeassistant.data_entry_flow import (
+    FlowResult,
+    FlowResultType,
+    InvalidData,
+    section,
+)
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 import pytest
 from pytest_aiohttp import AiohttpServer
@@ -23,8 +28,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 import voluptuous as vol
 
 import custom_components.sprecord
-from custom_components.sprecord.api import SpRecordClient
+from custom_components.sprecord.api import CANDIDATES, SpRecordClient
 from custom_components.sprecord.config_flow import (
+    ADVANCED,
     OPTIONS_SCHEMA,
     REAUTH_SCHEMA,
     RECONFIGURE_SCHEMA,
@@ -33,12 +39,17 @@ from custom_components.sprecord.config_flow import (
     account_id,
 )
 from custom_components.sprecord.const import (
+    AUTH_AUTO,
+    CONF_AUTH_SCHEME,
     CONF_CALL_TIMEOUT,
     CONF_TRANSPORT,
     DEFAULT_CALL_TIMEOUT_MINUTES,
     DEFAULT_URL,
     DOMAIN,
     TRANSPORT_SSE,
+)
+from custom_components.sprecord.diagnostics import (
+    async_get_config_entry_diagnostics,
 )
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
@@ -70,13 +81,19 @@ def accounts(emulator: SpRecordEmulator) -> None:
 
 
 def suggested_values(result: FlowResult) -> dict[str, Any]:
-    """Return the values a form shows prefilled."""
+    """Return the values a form shows prefilled (a section's under its key)."""
     schema: vol.Schema = result["data_schema"]
-    return {
+    values: dict[str, Any] = {
         str(key): key.description["suggested_value"]
         for key in schema.schema
         if key.description and "suggested_value" in key.description
     }
+    for key, value in schema.schema.items():
+        if isinstance(value, section):
+            inner = suggested_values({"data_schema": value.schema})  # type: ignore[typeddict-item]
+            if inner:
+                values[str(key)] = inner
+    return values
 
 
 async def start_user_flow(hass: HomeAssistant) -> FlowResult:
@@ -132,7 +149,13 @@ async def test_user_flow(hass: HomeAssistant, emulator: SpRecordEmulator) -> Non
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == TITLE
-    assert set(result["data"]) == {CONF_URL, CONF_API_KEY, CONF_WEBHOOK_ID}
+    assert set(result["data"]) == {
+        CONF_URL,
+        CONF_API_KEY,
+        CONF_AUTH_SCHEME,
+        CONF_WEBHOOK_ID,
+    }
+    assert result["data"][CONF_AUTH_SCHEME] == "bearer"  # the emulator's default
     entry = result["result"]
     # A webhook id is made once, for the webhook transport should it be chosen.
     assert re.fullmatch(r"[0-9a-f]{64}", entry.data[CONF_WEBHOOK_ID])
@@ -224,7 +247,9 @@ async def test_user_flow_refused_key(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "invalid_auth"}
-    assert emulator.stats.rejected_auth == 1
+    # Refused every usual way (no /openapi.json says which): a wrong key.
+    assert emulator.stats.rejected_auth == len(CANDIDATES)
+    assert emulator.open_streams() == 0
 
     emulator.refuse_key("demo", refuse=False)
     await finish_user_flow(hass, result["flow_id"], emulator)
@@ -532,6 +557,7 @@ async def test_reconfigure_flow(
         assert result["step_id"] == "reconfigure"
         assert result["errors"] == {}
         assert suggested_values(result) == {
+            ADVANCED: {CONF_AUTH_SCHEME: AUTH_AUTO},
             CONF_URL: emulator.url,
             CONF_API_KEY: "demo",
         }
@@ -543,6 +569,7 @@ async def test_reconfigure_flow(
         assert result["type"] is FlowResultType.FORM
         assert result["errors"] == {CONF_URL: "invalid_url"}
         assert suggested_values(result) == {
+            ADVANCED: {CONF_AUTH_SCHEME: AUTH_AUTO},  # the section's default
             CONF_URL: "api.sprecord.cloud",
             CONF_API_KEY: "demo",
         }
@@ -678,7 +705,7 @@ async def test_options_flow(
 
 
 @pytest.mark.parametrize(
-    ("section", "step", "schema"),
+    ("part", "step", "schema"),
     [
         ("config", "user", USER_SCHEMA),
         ("config", "reauth_confirm", REAUTH_SCHEMA),
@@ -686,12 +713,23 @@ async def test_options_flow(
         ("options", "init", OPTIONS_SCHEMA),
     ],
 )
-def test_every_field_is_described(section: str, step: str, schema: vol.Schema) -> None:
-    texts = STRINGS[section]["step"][step]
-    fields = {str(key) for key in schema.schema}
+def test_every_field_is_described(part: str, step: str, schema: vol.Schema) -> None:
+    texts = STRINGS[part]["step"][step]
+    sections = {
+        str(key): value.schema
+        for key, value in schema.schema.items()
+        if isinstance(value, section)
+    }
+    fields = {str(key) for key in schema.schema} - set(sections)
     assert set(texts["data"]) == fields
     assert set(texts["data_description"]) == fields
     assert all(texts["data_description"].values())
+    for name, inner in sections.items():
+        described = texts["sections"][name]
+        assert described["name"]
+        inner_fields = {str(key) for key in inner.schema}
+        assert set(described["data"]) == inner_fields
+        assert set(described["data_description"]) == inner_fields
 
 
 def test_every_error_and_abort_has_a_text() -> None:
@@ -710,3 +748,86 @@ def test_every_error_and_abort_has_a_text() -> None:
         "reconfigure_successful",
     }
     assert "{url}" in config["step"]["reauth_confirm"]["description"]
+
+
+# --- how the key is sent ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scheme", "openapi", "probes"),
+    [
+        ("bearer", False, 1),
+        ("header:X-API-Key", False, 2),
+        ("query:token", False, 3),
+        ("query:api_key", False, 4),
+        # Declared in /openapi.json: found from the document, not the list.
+        ("header:X-Sprecord-Key", True, 1),
+        ("query:key", True, 1),
+    ],
+)
+async def test_the_way_the_key_is_sent_is_found_out(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    scheme: str,
+    openapi: bool,
+    probes: int,
+) -> None:
+    emulator.set_auth_scheme(scheme, openapi=openapi)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    wrong = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "wrong"}
+    )
+    assert wrong["errors"] == {"base": "invalid_auth"}
+    assert emulator.open_streams() == 0
+    refused = emulator.stats.rejected_auth
+    assert refused == (1 if openapi else len(CANDIDATES))
+
+    done = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    )
+    assert done["type"] is FlowResultType.CREATE_ENTRY
+    assert done["data"][CONF_AUTH_SCHEME] == scheme
+    assert emulator.stats.rejected_auth - refused == probes - 1
+    assert emulator.stats.max_open_streams == 1  # one probe at a time
+
+    # The entry sends the key only that way, and streams.
+    entry = done["result"]
+    await hass.async_block_till_done()
+    await wait_until(lambda: emulator.open_streams() == 1)
+    rejected = emulator.stats.rejected_auth
+    emulator.emit("startup")
+    stats = entry.runtime_data.coordinator.stats
+    await wait_until(lambda: stats.events_by_type["startup"] == 1)
+    assert emulator.stats.rejected_auth == rejected
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert diagnostics["link"]["auth_scheme"] == scheme
+    assert "demo" not in json.dumps(diagnostics)
+    await unload(hass, entry)
+
+
+async def test_reconfigure_can_set_the_way_the_key_is_sent(
+    hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
+) -> None:
+    emulator.set_auth_scheme("header:X-Key")
+    result = await setup_entry.start_reconfigure_flow(hass)
+    assert suggested_values(result)[ADVANCED] == {CONF_AUTH_SCHEME: AUTH_AUTO}
+    data = {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**data, ADVANCED: {CONF_AUTH_SCHEME: "cookie:x"}}
+    )
+    assert result["errors"] == {CONF_AUTH_SCHEME: "invalid_auth_scheme"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**data, ADVANCED: {CONF_AUTH_SCHEME: "query:token"}}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}  # not the server's way
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**data, ADVANCED: {CONF_AUTH_SCHEME: " header:X-Key "}}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert setup_entry.data[CONF_AUTH_SCHEME] == "header:X-Key"
+    await hass.async_block_till_done()
+    await wait_until(lambda: emulator.open_streams() == 1)
+    await unload(hass, setup_entry)

@@ -451,6 +451,9 @@ async def test_control_raw_drop_stall(
         ("/_emulator/pbxs", {"key": "nobody"}),
         ("/_emulator/pbxs", {"device_id": 5}),
         ("/_emulator/pbxs", {"device_id": ""}),
+        ("/_emulator/auth_scheme", {"scheme": "cookie:x"}),
+        ("/_emulator/auth_scheme", {"scheme": "bearer", "openapi": "yes"}),
+        ("/_emulator/auth_scheme", {}),
     ],
 )
 async def test_control_rejects_bad_requests(
@@ -479,6 +482,37 @@ async def test_control_auth_and_fail_streams(
             statuses.append(r.status)
     assert statuses == [503, 503, 200]
     assert emulator.stats.rejected_forced == 2
+
+
+async def test_the_key_is_taken_one_way_at_a_time(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    """Like the real server: one scheme, declared in /openapi.json or not."""
+    async with http.get("/openapi.json") as r:
+        assert r.status == 404  # published only when asked
+    body = {"scheme": "query:token", "openapi": True}
+    async with http.post("/_emulator/auth_scheme", json=body) as r:
+        assert await r.json() == body
+    async with http.get("/sys/events", headers=AUTH) as r:
+        assert r.status == 401  # bearer is not this server's way
+    async with http.get("/sys/events", params={"token": "demo"}) as r:
+        assert r.status == 200
+    async with http.get("/openapi.json") as r:
+        document = await r.json()
+    assert document["components"]["securitySchemes"]["SpRecordKey"] == {
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+    }
+    assert document["paths"]["/sys/events"]["get"]["security"] == [{"SpRecordKey": []}]
+    emulator.set_auth_scheme("header:X-API-Key")
+    async with http.get("/sys/events", headers={"X-API-Key": "demo"}) as r:
+        assert r.status == 200
+    async with http.get("/sys/events", headers={"X-API-Key": "other"}) as r:
+        assert r.status == 401
+    assert emulator.state()["auth_scheme"] == "header:X-API-Key"
+    with pytest.raises(ValueError, match="not an authentication scheme"):
+        emulator.set_auth_scheme("header:")
 
 
 async def test_control_scenario_plays_and_stops(

@@ -19,9 +19,10 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.start import async_at_started
 
 from . import coordinator as coordinator_module
-from .api import ProtocolError, SpRecordClient
+from .api import BEARER, AuthScheme, ProtocolError, SpRecordClient
 from .compat import NEEDS_OPTIONS_LISTENER
 from .const import (
+    CONF_AUTH_SCHEME,
     CONF_CALL_TIMEOUT,
     CONF_TRANSPORT,
     DEFAULT_CALL_TIMEOUT_MINUTES,
@@ -61,6 +62,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
         read_timeout=coordinator_module.STREAM_READ_TIMEOUT,
         on_malformed_event=malformed,
         user_agent=f"HomeAssistant/{HA_VERSION} {DOMAIN}",
+        auth=entry_auth_scheme(entry),
     )
     if CONF_WEBHOOK_ID not in entry.data:
         hass.config_entries.async_update_entry(
@@ -123,6 +125,14 @@ async def _async_options_updated(
         hass.config_entries.async_schedule_reload(entry.entry_id)
 
 
+def entry_auth_scheme(entry: SpRecordConfigEntry) -> AuthScheme:
+    """Return how the entry's key is sent (bearer for entries made before)."""
+    try:
+        return AuthScheme.parse(str(entry.data.get(CONF_AUTH_SCHEME, "bearer")))
+    except ValueError:
+        return BEARER
+
+
 async def async_unload_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> bool:
     """Unload the entities; the stream task and timers stop with the entry.
 
@@ -147,6 +157,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) ->
             async_get_clientsession(hass),
             entry.data[CONF_URL],
             entry.data[CONF_API_KEY],
+            auth=entry_auth_scheme(entry),
         )
         await async_unsubscribe(hass, entry, client)
     await SpRecordStore(hass, entry.entry_id).async_remove()

@@ -10,6 +10,7 @@ from homeassistant.components.webhook import async_generate_id
 from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
 from homeassistant.const import CONF_API_KEY, CONF_URL, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     NumberSelector,
@@ -25,7 +26,9 @@ from homeassistant.helpers.selector import (
 import voluptuous as vol
 
 from .api import (
+    BEARER,
     AuthenticationError,
+    AuthScheme,
     ProtocolError,
     SpRecordClient,
     SpRecordConnectionError,
@@ -35,6 +38,8 @@ from .api import (
 )
 from .compat import OptionsFlowBase
 from .const import (
+    AUTH_AUTO,
+    CONF_AUTH_SCHEME,
     CONF_CALL_TIMEOUT,
     CONF_TRANSPORT,
     DEFAULT_CALL_TIMEOUT_MINUTES,
@@ -59,8 +64,19 @@ USER_SCHEMA = vol.Schema(
         vol.Required(CONF_API_KEY): _KEY,
     }
 )
+ADVANCED = "advanced"
 RECONFIGURE_SCHEMA = vol.Schema(
-    {vol.Required(CONF_URL): _URL, vol.Required(CONF_API_KEY): _KEY}
+    {
+        vol.Required(CONF_URL): _URL,
+        vol.Required(CONF_API_KEY): _KEY,
+        # Collapsed: how the key is sent, `auto` to find it out.
+        vol.Optional(ADVANCED, default=dict): section(
+            vol.Schema(
+                {vol.Optional(CONF_AUTH_SCHEME, default=AUTH_AUTO): TextSelector()}
+            ),
+            {"collapsed": True},
+        ),
+    }
 )
 REAUTH_SCHEMA = vol.Schema({vol.Required(CONF_API_KEY): _KEY})
 OPTIONS_SCHEMA = vol.Schema(
@@ -92,22 +108,37 @@ def account_id(api_key: str) -> str:
     return hashlib.sha256(f"{DOMAIN}:{api_key}".encode()).hexdigest()[:16]
 
 
-async def validate(  # noqa: PLR0911 (one return per outcome)
-    hass: HomeAssistant, url: str, api_key: str
-) -> dict[str, str]:
-    """Open the event stream with these credentials; return the form errors."""
+async def validate(
+    hass: HomeAssistant, url: str, api_key: str, scheme: AuthScheme | None = None
+) -> tuple[dict[str, str], AuthScheme]:
+    """Open the event stream with these credentials; return form errors, scheme.
+
+    Without `scheme`, how the server takes the key is found out (its
+    `/openapi.json`, else the usual schemes one probe at a time).
+    """
     try:
         base_url = normalize_base_url(url)
     except ValueError:
-        return {CONF_URL: "invalid_url"}
+        return {CONF_URL: "invalid_url"}, BEARER
     client = SpRecordClient(
         async_get_clientsession(hass),
         base_url,
         api_key,
         request_timeout=VALIDATE_TIMEOUT,
+        auth=scheme or BEARER,
     )
+    return await _check(client, discover=scheme is None), client.auth
+
+
+async def _check(  # noqa: PLR0911 (one return per outcome)
+    client: SpRecordClient, *, discover: bool
+) -> dict[str, str]:
+    """Prove the client's credentials; return the form errors."""
     try:
-        await client.verify()
+        if discover:
+            await client.discover_auth()
+        else:
+            await client.verify()
     except AuthenticationError:
         return {"base": "invalid_auth"}
     except TooManyConnectionsError:
@@ -146,13 +177,14 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
             url, key = user_input[CONF_URL], user_input[CONF_API_KEY].strip()
             self._async_abort_entries_match({CONF_API_KEY: key})
             await self.async_set_unique_id(self._free_unique_id(key))
-            errors = await validate(self.hass, url, key)
+            errors, scheme = await validate(self.hass, url, key)
             if not errors:
                 return self.async_create_entry(
                     title=TITLE,
                     data={
                         CONF_URL: normalize_base_url(url),
                         CONF_API_KEY: key,
+                        CONF_AUTH_SCHEME: str(scheme),
                         CONF_WEBHOOK_ID: async_generate_id(),
                     },
                 )
@@ -189,9 +221,11 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             key = user_input[CONF_API_KEY].strip()
-            errors = await validate(self.hass, entry.data[CONF_URL], key)
+            errors, scheme = await validate(self.hass, entry.data[CONF_URL], key)
             if not errors:
-                return self._update(entry, {CONF_API_KEY: key})
+                return self._update(
+                    entry, {CONF_API_KEY: key, CONF_AUTH_SCHEME: str(scheme)}
+                )
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=REAUTH_SCHEMA,
@@ -202,20 +236,36 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Change the server URL or the API key."""
+        """Change the server URL or the API key (advanced: how it is sent)."""
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
             url, key = user_input[CONF_URL], user_input[CONF_API_KEY].strip()
-            errors = await validate(self.hass, url, key)
-            if not errors:
-                return self._update(
-                    entry, {CONF_URL: normalize_base_url(url), CONF_API_KEY: key}
-                )
+            advanced = user_input.get(ADVANCED) or {}
+            chosen = str(advanced.get(CONF_AUTH_SCHEME, AUTH_AUTO)).strip()
+            try:
+                given = None if chosen == AUTH_AUTO else AuthScheme.parse(chosen)
+            except ValueError:
+                errors[CONF_AUTH_SCHEME] = "invalid_auth_scheme"
+            else:
+                errors, scheme = await validate(self.hass, url, key, given)
+                if not errors:
+                    return self._update(
+                        entry,
+                        {
+                            CONF_URL: normalize_base_url(url),
+                            CONF_API_KEY: key,
+                            CONF_AUTH_SCHEME: str(scheme),
+                        },
+                    )
+        suggested = user_input or {
+            **entry.data,
+            ADVANCED: {CONF_AUTH_SCHEME: AUTH_AUTO},
+        }
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                RECONFIGURE_SCHEMA, user_input or entry.data
+                RECONFIGURE_SCHEMA, suggested
             ),
             errors=errors,
         )

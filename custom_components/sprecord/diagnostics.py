@@ -57,6 +57,7 @@ async def async_get_config_entry_diagnostics(
                 "connected": coordinator.connected,
                 "available": coordinator.available,
                 "server": coordinator.client.base_url,
+                "auth_scheme": str(coordinator.client.auth),
                 **coordinator.stats.as_dict(),
             },
             "pbxs": [_pbx(pbx) for pbx in coordinator.all_pbxs],

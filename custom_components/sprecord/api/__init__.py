@@ -4,6 +4,7 @@ asyncio and aiohttp only: nothing here imports Home Assistant, so the package
 can be published on its own as it stands.
 """
 
+from .auth import BEARER, CANDIDATES, AuthScheme, scheme_from_openapi
 from .client import (
     EventStream,
     SpRecordClient,
@@ -39,8 +40,11 @@ from .models import (
 from .sse import SSEEvent, SSEParser
 
 __all__ = [
+    "BEARER",
+    "CANDIDATES",
     "SUBSCRIBABLE_EVENT_TYPES",
     "AnswerElsewhereEvent",
+    "AuthScheme",
     "AuthenticationError",
     "CallEndEvent",
     "CallEvent",
@@ -66,5 +70,6 @@ __all__ = [
     "VerificationEvent",
     "normalize_base_url",
     "parse_event",
+    "scheme_from_openapi",
     "verification_response",
 ]

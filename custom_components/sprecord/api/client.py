@@ -13,6 +13,7 @@ from typing import Any, Self
 import aiohttp
 from yarl import URL
 
+from .auth import BEARER, CANDIDATES, AuthScheme, scheme_from_openapi
 from .exceptions import (
     AuthenticationError,
     ProtocolError,
@@ -27,6 +28,7 @@ from .sse import SSEEvent, SSEParser
 _LOGGER = logging.getLogger(__name__)
 
 EVENTS_PATH = "/sys/events"
+OPENAPI_PATH = "/openapi.json"
 SUBSCRIBE_PATH = "/sys/subscribe_events"
 DEFAULT_REQUEST_TIMEOUT = 15.0
 DEFAULT_READ_TIMEOUT = 90.0
@@ -73,11 +75,14 @@ class SpRecordClient:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         on_malformed_event: MalformedEventCallback | None = None,
         user_agent: str = "sprecord-client",
+        auth: AuthScheme = BEARER,
     ) -> None:
         """Prepare a client; nothing is sent until a method is called."""
         self._session = session
         self._base_url = URL(normalize_base_url(base_url))
         self._api_key = api_key
+        self.auth = auth
+        """How the key is sent (`discover_auth()` finds it out)."""
         self.request_timeout = request_timeout
         self.read_timeout = read_timeout
         self._on_malformed_event = on_malformed_event or _log_malformed
@@ -89,16 +94,47 @@ class SpRecordClient:
         return str(self._base_url)
 
     def _headers(self, **extra: str) -> dict[str, str]:
-        """Return request headers; the one place credentials are sent from.
+        """Return request headers (the key is added by `_send`)."""
+        return {"User-Agent": self._user_agent, **extra}
 
-        The vendor does not document the scheme; the key goes as a bearer
-        token (see README, "Known limitations").
+    async def discover_auth(self) -> AuthScheme:
+        """Find how the server takes the key, prove it, and use it from now on.
+
+        The scheme the server's `/openapi.json` declares for the event stream
+        is taken when there is one; otherwise `CANDIDATES` are tried in order,
+        one probe stream at a time, each closed before the next. Raises
+        `AuthenticationError` when the key is refused every way (a wrong
+        key), and what `connect()` raises for anything else.
         """
-        return {
-            "Authorization": f"Bearer {self._api_key}",
-            "User-Agent": self._user_agent,
-            **extra,
-        }
+        declared = await self._declared_scheme()
+        candidates = (declared,) if declared is not None else CANDIDATES
+        refused: AuthenticationError | None = None
+        for scheme in candidates:
+            self.auth = scheme
+            try:
+                await self.verify()
+            except AuthenticationError as err:
+                refused = err
+                continue
+            return scheme
+        assert refused is not None  # noqa: S101 (there is a candidate)
+        raise refused
+
+    async def _declared_scheme(self) -> AuthScheme | None:
+        """Return the scheme `/openapi.json` declares, None without one."""
+        url = self._base_url.with_path(self._base_url.path.rstrip("/") + OPENAPI_PATH)
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                response = await self._session.get(
+                    url, headers=self._headers(Accept="application/json")
+                )
+                async with response:
+                    if response.status != 200:
+                        return None
+                    document = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return None
+        return scheme_from_openapi(document, EVENTS_PATH)
 
     async def _send(
         self,
@@ -111,6 +147,11 @@ class SpRecordClient:
     ) -> aiohttp.ClientResponse:
         """Send a request and return the response once its status is good."""
         url = self._base_url.with_path(self._base_url.path.rstrip("/") + path)
+        # The one place the key is sent from. A key in the query string stays
+        # out of every message: errors name the host, never the URL.
+        params: dict[str, str] = {}
+        headers = dict(headers)
+        self.auth.apply(self._api_key, headers, params)
         timeout = aiohttp.ClientTimeout(
             total=None,
             sock_connect=self.request_timeout,
@@ -119,7 +160,12 @@ class SpRecordClient:
         try:
             async with asyncio.timeout(self.request_timeout):
                 response = await self._session.request(
-                    method, url, headers=headers, json=json, timeout=timeout
+                    method,
+                    url,
+                    headers=headers,
+                    params=params or None,
+                    json=json,
+                    timeout=timeout,
                 )
         except TimeoutError as err:
             raise SpRecordTimeoutError(
