@@ -21,6 +21,7 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
 )
 
+from custom_components.sprecord import coordinator as coordinator_module
 from custom_components.sprecord.api import SpRecordClient
 from custom_components.sprecord.const import (
     DOMAIN,
@@ -173,3 +174,24 @@ async def test_a_line_can_be_removed_while_the_entry_is_not_loaded(
     assert setup_entry.state is ConfigEntryState.LOADED
     assert "GSM1" not in setup_entry.runtime_data.tracker.lines
     assert not has_device(hass, line_id)
+
+
+async def test_the_first_reconnect_after_a_good_stream_is_at_once(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No backoff before the first attempt; the second attempt has one."""
+    monkeypatch.setattr(coordinator_module, "BACKOFF_MIN", 5.0)
+    emulator.emit("incoming_call", call(1))
+    await wait_for_state(hass, CALL_STATE, "ringing")
+    emulator.drop_streams("close")
+    # Well under the backoff's least wait (half of 5 s).
+    await wait_until(lambda: emulator.stats.connects == 2, timeout=1.5)
+    emulator.emit("call_end", end(1))
+    await wait_for_state(hass, CALL_STATE, "idle")
+    # Again at once: no tight loop, the backoff holds this time.
+    emulator.drop_streams("close")
+    with pytest.raises(TimeoutError):
+        await wait_until(lambda: emulator.stats.connects == 3, timeout=1.5)

@@ -57,6 +57,9 @@ BUSY_BACKOFF_MIN = 60.0
 """After a 429 another client holds the connections: wait at least this."""
 BUSY_BACKOFF_MAX = 900.0
 HEALTHY_STREAM_SECONDS = 60.0
+IMMEDIATE_RECONNECT_EVERY = 30.0
+"""At most one immediate reconnect in this many seconds: a server that keeps
+closing good streams at once gets the backoff, not a tight loop."""
 """A stream that lived this long resets the backoff, events or not."""
 STREAM_READ_TIMEOUT = 90.0
 """A stream that sends no byte (not even a keep-alive) this long is dead."""
@@ -420,6 +423,7 @@ class SpRecordCoordinator:
     async def _run(self) -> None:
         """Keep one stream open for the entry's lifetime."""
         delay = BACKOFF_MIN
+        last_immediate = -IMMEDIATE_RECONNECT_EVERY
         while True:
             stream = self._stream
             if stream is None:
@@ -445,16 +449,23 @@ class SpRecordCoordinator:
                 self._link_up()
             opened = time.monotonic()
             await self._read(stream)
-            if (
-                stream.events_received
-                or time.monotonic() - opened > HEALTHY_STREAM_SECONDS
-            ):
-                delay = BACKOFF_MIN
+            ended = time.monotonic()
+            healthy = stream.events_received or ended - opened > HEALTHY_STREAM_SECONDS
+            if healthy and ended - last_immediate > IMMEDIATE_RECONNECT_EVERY:
+                # The first reconnect after a good stream is at once: every
+                # second away is a second in which an event can be lost.
+                # The backoff starts with the second attempt.
+                last_immediate = ended
+                delay, wait = BACKOFF_MIN, 0.0
+            else:
+                if healthy:
+                    delay = BACKOFF_MIN
+                wait = _jitter(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
             if stream.retry is not None:
                 # The server's `retry:` is taken, within our own bounds.
-                delay = max(delay, min(stream.retry / 1000, BACKOFF_MAX))
-            await asyncio.sleep(_jitter(delay))
-            delay = min(delay * 2, BACKOFF_MAX)
+                wait = max(wait, min(stream.retry / 1000, BACKOFF_MAX))
+            await asyncio.sleep(wait)
 
     async def _read(self, stream: EventStream) -> None:
         """Handle the stream's events until it ends; then close it."""
