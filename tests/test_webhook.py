@@ -114,6 +114,18 @@ async def post(
         return response
 
 
+async def stand_in_entry(
+    hass: HomeAssistant, emulator: SpRecordEmulator
+) -> MockConfigEntry:
+    """Set up a webhook-mode entry with no external URL: SSE stands in."""
+    await hass.config.async_update(external_url=None)
+    entry = make_entry(emulator, TRANSPORT_WEBHOOK)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(lambda: emulator.open_streams() == 1)
+    return entry
+
+
 @dataclass
 class CloudMocks:
     """Home Assistant Cloud, patched: what a test can look at."""
@@ -298,11 +310,7 @@ async def test_without_external_url_webhook_mode_uses_sse_until_there_is_one(
     fast_link: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    await hass.config.async_update(external_url=None)
-    entry = make_entry(emulator, TRANSPORT_WEBHOOK)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await wait_until(lambda: emulator.open_streams() == 1)
+    entry = await stand_in_entry(hass, emulator)
     assert "has no external URL" in caplog.text
     assert emulator.hooks.verifications == []
 
@@ -757,11 +765,7 @@ async def test_the_stream_is_read_a_while_after_the_webhook_takes_over(
 ) -> None:
     """An event the cloud sent on the stream just before the hook took over."""
     monkeypatch.setattr(coordinator_module, "HANDOVER", 1.0)
-    await hass.config.async_update(external_url=None)
-    entry = make_entry(emulator, TRANSPORT_WEBHOOK)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await wait_until(lambda: emulator.open_streams() == 1)
+    entry = await stand_in_entry(hass, emulator)
     await hass.config.async_update(external_url=ha_url)
     await wait_until(lambda: emulator.hooks.get("demo") is not None)
     await wait_until(lambda: entry.runtime_data.coordinator.webhook_registered)
@@ -789,11 +793,7 @@ async def test_a_stream_drop_during_the_handover_leaves_the_entities_available(
     """The webhook delivers: the stand-in stream's end is no outage."""
     monkeypatch.setattr(coordinator_module, "HANDOVER", 1.0)
     monkeypatch.setattr(coordinator_module, "LINK_GRACE", 0.1)
-    await hass.config.async_update(external_url=None)
-    entry = make_entry(emulator, TRANSPORT_WEBHOOK)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await wait_until(lambda: emulator.open_streams() == 1)
+    entry = await stand_in_entry(hass, emulator)
     emulator.fail_streams(503, count=100)  # the stream will not come back
     await hass.config.async_update(external_url=ha_url)
     coordinator = entry.runtime_data.coordinator
