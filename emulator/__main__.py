@@ -18,7 +18,12 @@ import logging
 import signal
 
 from .scenarios import SCENARIOS
-from .server import DEFAULT_DEVICE_ID, SpRecordEmulator, make_device_id
+from .server import (
+    DEFAULT_DEVICE_ID,
+    KEEPALIVE_STYLES,
+    SpRecordEmulator,
+    make_device_id,
+)
 
 
 def _positive(text: str) -> int:
@@ -62,7 +67,13 @@ def _parser() -> argparse.ArgumentParser:
         "--keepalive",
         type=float,
         default=15.0,
-        help="seconds between keep-alive comments (0: off)",
+        help="seconds between keep-alives (0: a server that sends none)",
+    )
+    parser.add_argument(
+        "--keepalive-style",
+        choices=KEEPALIVE_STYLES,
+        default="comment",
+        help="keep-alive form: a comment line or an event with empty data",
     )
     parser.add_argument(
         "--max-streams", type=int, default=3, help="concurrent streams per key"
@@ -93,6 +104,7 @@ async def _serve(args: argparse.Namespace) -> None:
         accounts=accounts,
         max_streams=args.max_streams,
         keepalive=args.keepalive,
+        keepalive_style=args.keepalive_style,
         replay=not args.no_replay,
         auth_scheme=args.auth_scheme,
         openapi=args.openapi,

@@ -18,6 +18,9 @@ journey and benchmarks that run it as a separate process. Bodies are JSON:
   from now on (`bearer`, `header:NAME`, `query:NAME`); with `openapi`,
   `/openapi.json` declares it.
 - `POST fail_streams`: `{"status", "count"?}`: the next stream requests fail.
+- `POST stream_behaviour`: `{"keepalive"?, "keepalive_style"?, "replay"?}`:
+  seconds between keep-alives (0: none), their form (`comment`,
+  `empty-data`), and whether `Last-Event-ID` resumes; answers all three.
 - `POST scenario`: `{"name", "speed"?}` plays a scenario; `DELETE` stops it.
 - `GET state`: each key's PBXs (`pbxs`: key -> device ids, first the
   default one), open streams, counts, hooks and deliveries.
@@ -52,6 +55,7 @@ def add_control_routes(app: web.Application, emulator: SpRecordEmulator) -> None
     app.router.add_post(f"{PREFIX}/auth", routes.auth)
     app.router.add_post(f"{PREFIX}/auth_scheme", routes.auth_scheme)
     app.router.add_post(f"{PREFIX}/fail_streams", routes.fail_streams)
+    app.router.add_post(f"{PREFIX}/stream_behaviour", routes.stream_behaviour)
     app.router.add_post(f"{PREFIX}/scenario", routes.start_scenario)
     app.router.add_delete(f"{PREFIX}/scenario", routes.stop_scenario)
     app.router.add_get(f"{PREFIX}/state", routes.state)
@@ -160,6 +164,35 @@ class _ControlRoutes:
         except ValueError as err:
             return json_error(422, str(err))
         return web.json_response({"scheme": scheme, "openapi": openapi})
+
+    async def stream_behaviour(self, request: web.Request) -> web.Response:
+        """Set keep-alives (interval, style) and whether streams resume."""
+        body = await _body(request)
+        keepalive = body.get("keepalive")
+        style = body.get("keepalive_style")
+        replay = body.get("replay")
+        if keepalive is not None and (
+            isinstance(keepalive, bool) or not isinstance(keepalive, int | float)
+        ):
+            return json_error(422, "keepalive must be a number of seconds")
+        if style is not None and not isinstance(style, str):
+            return json_error(422, "keepalive_style must be a string")
+        if replay is not None and not isinstance(replay, bool):
+            return json_error(422, "replay must be a boolean")
+        try:
+            self._emulator.set_stream_behaviour(
+                keepalive=keepalive, keepalive_style=style, replay=replay
+            )
+        except ValueError as err:
+            return json_error(422, str(err))
+        emulator = self._emulator
+        return web.json_response(
+            {
+                "keepalive": emulator.keepalive,
+                "keepalive_style": emulator.keepalive_style,
+                "replay": emulator.replay,
+            }
+        )
 
     async def fail_streams(self, request: web.Request) -> web.Response:
         """Answer the next stream requests with an error status."""

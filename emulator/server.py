@@ -33,6 +33,7 @@ import hashlib
 import itertools
 import json
 import random
+import time
 from typing import Any, Literal
 
 from aiohttp import web
@@ -64,6 +65,10 @@ _CUT = object()
 """Queue marker: write half an event, then cut the TCP connection."""
 _HALF_EVENT = b'id: 0\r\ndata: {"device_id": "x", "event_ty'
 _POLL_SECONDS = 0.5
+KEEPALIVE_STYLES = ("comment", "empty-data")
+"""Keep-alive forms seen on SSE servers: a `: ping` comment line (what
+sse-starlette, common under FastAPI, sends), or an event whose data is
+empty."""
 """How often an idle stream handler checks that its client is still there."""
 
 
@@ -110,6 +115,7 @@ class SpRecordEmulator:
         accounts: Mapping[str, str | Sequence[str]] | None = None,
         max_streams: int = 3,
         keepalive: float = 15.0,
+        keepalive_style: str = "comment",
         history: int = 1000,
         replay: bool = True,
         separator: str = "\r\n",
@@ -122,9 +128,11 @@ class SpRecordEmulator:
         `accounts` maps API keys to the PBX device id they see, or to a list
         of device ids when the account has several PBXs, the first being the
         key's default (default: key `demo`, the vendor's example device).
-        `keepalive` is the interval of comment lines on an idle stream (0
-        turns them off). `history` events are kept for resuming after
-        `Last-Event-ID` when `replay` is on. `auth_scheme` is the one way
+        `keepalive` is the interval of keep-alives on an idle stream (0:
+        a server that sends none); `keepalive_style` is their form, a
+        comment line or an event with empty data (`KEEPALIVE_STYLES`).
+        `history` events are kept for resuming after `Last-Event-ID` when
+        `replay` is on. `auth_scheme` is the one way
         the key is taken (`set_auth_scheme()`); with `openapi`, the server
         serves an `/openapi.json` that declares it.
         """
@@ -144,6 +152,8 @@ class SpRecordEmulator:
                 self.add_pbx(device_id, key=key)
         self.max_streams = max_streams
         self.keepalive = keepalive
+        self.keepalive_style = "comment"
+        self.set_stream_behaviour(keepalive_style=keepalive_style)
         self.replay = replay
         self.resume_overlap = 0
         """Events at or before `Last-Event-ID` sent again on resuming (a server
@@ -158,6 +168,8 @@ class SpRecordEmulator:
         self._refused_keys: set[str] = set()
         self._forced: deque[int] = deque()
         self._forced_subscriptions: deque[int] = deque()
+        self.stream_open_times: deque[float] = deque(maxlen=1000)
+        """`time.perf_counter()` when each stream's headers were sent."""
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._player: asyncio.Task[None] | None = None
@@ -320,6 +332,7 @@ class SpRecordEmulator:
         self.stats.max_open_streams = max(self.stats.max_open_streams, len(streams))
         try:
             await response.prepare(request)
+            self.stream_open_times.append(time.perf_counter())
             await self._replay(stream, request.headers.get("Last-Event-ID"))
             await self._pump(stream, response)
         except ConnectionError:
@@ -327,6 +340,38 @@ class SpRecordEmulator:
         finally:
             streams.discard(stream)
         return response
+
+    def set_stream_behaviour(
+        self,
+        *,
+        keepalive: float | None = None,
+        keepalive_style: str | None = None,
+        replay: bool | None = None,
+    ) -> None:
+        """Change what the vendor leaves open, for streams open and to come.
+
+        `keepalive` seconds between keep-alives (0: none), their style, and
+        whether `Last-Event-ID` resumes the stream.
+        """
+        if keepalive is not None:
+            if keepalive < 0:
+                raise ValueError("keepalive must be 0 or more seconds")
+            self.keepalive = keepalive
+        if keepalive_style is not None:
+            if keepalive_style not in KEEPALIVE_STYLES:
+                raise ValueError(
+                    f"keepalive_style must be one of {', '.join(KEEPALIVE_STYLES)}"
+                )
+            self.keepalive_style = keepalive_style
+        if replay is not None:
+            self.replay = replay
+
+    def _keepalive_frame(self) -> bytes:
+        """Return one keep-alive in the configured style."""
+        end = self.separator
+        if self.keepalive_style == "comment":
+            return f": ping{end}{end}".encode()
+        return f"event: ping{end}data:{end}{end}".encode()
 
     async def _replay(self, stream: _Stream, last_event_id: str | None) -> None:
         """Queue the key's events newer than `last_event_id`, if still held."""
@@ -355,9 +400,7 @@ class SpRecordEmulator:
                 idle += wait
                 if self.keepalive > 0 and idle >= self.keepalive and not stream.stalled:
                     idle = 0.0
-                    await response.write(
-                        f": ping{self.separator}{self.separator}".encode()
-                    )
+                    await response.write(self._keepalive_frame())
                 continue
             idle = 0.0
             items = [item]
@@ -593,6 +636,9 @@ class SpRecordEmulator:
         """Return everything a test may want to read, as JSON."""
         return {
             "auth_scheme": self.auth_scheme,
+            "keepalive": self.keepalive,
+            "keepalive_style": self.keepalive_style,
+            "replay": self.replay,
             "openapi": self.openapi,
             "pbxs": self.all_pbxs(),
             "open_streams": {key: len(s) for key, s in self._streams.items()},

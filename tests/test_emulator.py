@@ -454,6 +454,12 @@ async def test_control_raw_drop_stall(
         ("/_emulator/auth_scheme", {"scheme": "cookie:x"}),
         ("/_emulator/auth_scheme", {"scheme": "bearer", "openapi": "yes"}),
         ("/_emulator/auth_scheme", {}),
+        ("/_emulator/stream_behaviour", {"keepalive": "15"}),
+        ("/_emulator/stream_behaviour", {"keepalive": True}),
+        ("/_emulator/stream_behaviour", {"keepalive": -1}),
+        ("/_emulator/stream_behaviour", {"keepalive_style": "whistle"}),
+        ("/_emulator/stream_behaviour", {"keepalive_style": 1}),
+        ("/_emulator/stream_behaviour", {"replay": "no"}),
     ],
 )
 async def test_control_rejects_bad_requests(
@@ -513,6 +519,30 @@ async def test_the_key_is_taken_one_way_at_a_time(
     assert emulator.state()["auth_scheme"] == "header:X-API-Key"
     with pytest.raises(ValueError, match="not an authentication scheme"):
         emulator.set_auth_scheme("header:")
+
+
+async def test_keepalives_and_resuming_are_set_at_run_time(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    """What the vendor leaves open can be each plausible way."""
+    body = {"keepalive": 0.05, "keepalive_style": "empty-data", "replay": False}
+    async with http.post("/_emulator/stream_behaviour", json=body) as r:
+        assert await r.json() == body
+    assert {k: emulator.state()[k] for k in body} == body
+    async with http.get("/sys/events", headers=AUTH) as r:
+        received = b""
+        while received.count(b"event: ping") < 2:
+            received += await r.content.readany()
+    assert b"event: ping\r\ndata:\r\n\r\n" in received
+    async with http.post(
+        "/_emulator/stream_behaviour", json={"keepalive_style": "comment"}
+    ) as r:
+        assert (await r.json())["keepalive"] == 0.05  # the rest kept
+    async with http.get("/sys/events", headers=AUTH) as r:
+        assert (await r.content.readany()).startswith(b": ping\r\n\r\n")
+    emulator.emit("startup")
+    async with http.get("/sys/events", headers={**AUTH, "Last-Event-ID": "0"}) as r:
+        assert b"startup" not in await r.content.readany()  # nothing resumed
 
 
 async def test_control_scenario_plays_and_stops(

@@ -61,8 +61,11 @@ IMMEDIATE_RECONNECT_EVERY = 30.0
 """At most one immediate reconnect in this many seconds: a server that keeps
 closing good streams at once gets the backoff, not a tight loop."""
 """A stream that lived this long resets the backoff, events or not."""
-STREAM_READ_TIMEOUT = 90.0
-"""A stream that sends no byte (not even a keep-alive) this long is dead."""
+STREAM_READ_TIMEOUT = 2 * 3600.0
+"""Silence that ends a stream from a server never seen to send keep-alives.
+A server that sends them is learnt: a stream silent for a few of its
+intervals is dead (`api.watch.SilenceWatch`); a dead peer of a quiet stream
+is found by TCP keepalive within minutes."""
 HANDOVER = 5.0
 """Seconds the stream is still read after the webhook took over."""
 YIELD_EVERY = 50
@@ -90,6 +93,8 @@ class LinkStats:
     duplicates: int = 0
     """Events that came on both transports and were handled once."""
     last_error: str | None = None
+    tcp_keepalive: bool | None = None
+    """Whether the kernel probes the peer of the last stream opened."""
     last_connected: datetime | None = None
     last_event: datetime | None = None
     events_by_type: Counter[str] = field(default_factory=Counter)
@@ -113,6 +118,7 @@ class LinkStats:
             "malformed_events": self.malformed_events,
             "duplicates": self.duplicates,
             "last_error": self.last_error,
+            "tcp_keepalive": self.tcp_keepalive,
             "last_connected": _iso(self.last_connected),
             "last_event": _iso(self.last_event),
             "events_by_type": dict(self.events_by_type),
@@ -334,6 +340,7 @@ class SpRecordCoordinator:
             ) from err
         if keep_open:
             self._stream = stream
+            self.stats.tcp_keepalive = stream.tcp_keepalive
         else:
             stream.close()
         self._link_up()
@@ -446,6 +453,7 @@ class SpRecordCoordinator:
                     delay = min(delay * 2, BACKOFF_MAX)
                     continue
                 self._stream = stream
+                self.stats.tcp_keepalive = stream.tcp_keepalive
                 self._link_up()
             opened = time.monotonic()
             await self._read(stream)

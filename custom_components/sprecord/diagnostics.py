@@ -58,6 +58,7 @@ async def async_get_config_entry_diagnostics(
                 "available": coordinator.available,
                 "server": coordinator.client.base_url,
                 "auth_scheme": str(coordinator.client.auth),
+                "watchdog": coordinator.client.watch.as_dict(),
                 **coordinator.stats.as_dict(),
             },
             "pbxs": [_pbx(pbx) for pbx in coordinator.all_pbxs],

@@ -24,6 +24,7 @@ from .exceptions import (
 )
 from .models import SpRecordEvent, SubscriptionSettings, parse_event
 from .sse import SSEEvent, SSEParser
+from .watch import QUIET_SILENCE, SilenceWatch, enable_tcp_keepalive
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,8 +32,9 @@ EVENTS_PATH = "/sys/events"
 OPENAPI_PATH = "/openapi.json"
 SUBSCRIBE_PATH = "/sys/subscribe_events"
 DEFAULT_REQUEST_TIMEOUT = 15.0
-DEFAULT_READ_TIMEOUT = 90.0
-"""A stream that sends not a byte for this long is taken for dead."""
+DEFAULT_READ_TIMEOUT = QUIET_SILENCE
+"""Silence that ends a stream from a server never seen to send keep-alives
+(one that sends them is given `SilenceWatch.limit`, a few intervals)."""
 
 MalformedEventCallback = Callable[[ProtocolError], None]
 
@@ -84,7 +86,8 @@ class SpRecordClient:
         self.auth = auth
         """How the key is sent (`discover_auth()` finds it out)."""
         self.request_timeout = request_timeout
-        self.read_timeout = read_timeout
+        self.watch = SilenceWatch(quiet_limit=read_timeout)
+        """Learns the server's keep-alives; sets each stream's read timeout."""
         self._on_malformed_event = on_malformed_event or _log_malformed
         self._user_agent = user_agent
 
@@ -205,15 +208,18 @@ class SpRecordClient:
         )
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
+        # No socket read timeout: the stream's `SilenceWatch` times reads.
         response = await self._send(
-            "GET", EVENTS_PATH, headers=headers, read_timeout=self.read_timeout
+            "GET", EVENTS_PATH, headers=headers, read_timeout=None
         )
         if response.content_type != "text/event-stream":
             response.close()
             raise ProtocolError(
                 f"Expected an event stream, got {response.content_type or 'nothing'}"
             )
-        return EventStream(response, self._on_malformed_event, last_event_id or "")
+        return EventStream(
+            response, self._on_malformed_event, last_event_id or "", self.watch
+        )
 
     async def stream_events(
         self, last_event_id: str | None = None
@@ -287,12 +293,24 @@ class EventStream:
         response: aiohttp.ClientResponse,
         on_malformed_event: MalformedEventCallback,
         last_event_id: str = "",
+        watch: SilenceWatch | None = None,
     ) -> None:
         """Wrap a response whose headers said `text/event-stream`."""
         self._response = response
         self._on_malformed_event = on_malformed_event
         self._parser = SSEParser(last_event_id=last_event_id)
         self._pending: deque[SSEEvent] = deque()
+        self._loop = asyncio.get_running_loop()
+        self.watch = watch or SilenceWatch()
+        """Times each read: see `SilenceWatch`."""
+        self.watch.stream_opened()
+        connection = response.connection
+        self.tcp_keepalive = enable_tcp_keepalive(
+            connection.transport.get_extra_info("socket")
+            if connection is not None and connection.transport is not None
+            else None
+        )
+        """Whether the kernel probes the peer of this quiet stream."""
         self.event_id = ""
         """The SSE id of the event last returned ("" when the server gave none)."""
         self.bytes_received = 0
@@ -352,14 +370,31 @@ class EventStream:
                 self.events_received += 1
                 self.event_id = sse.last_event_id
                 return event
-            pending.extend(self._parser.feed(await self._read()))
+            chunk = await self._read()
+            parser = self._parser
+            comments = parser.comments
+            events = parser.feed(chunk)
+            pending.extend(events)
+            self.watch.chunk(
+                self._loop.time(),
+                keepalive=(
+                    not any(sse.data.strip() for sse in events)
+                    if events
+                    else parser.comments != comments
+                ),
+            )
 
     async def _read(self) -> bytes:
         """Return the next chunk of the stream; raise when it ended or broke."""
+        limit = self.watch.limit
         try:
-            chunk = await self._response.content.readany()
+            async with asyncio.timeout(limit):
+                chunk = await self._response.content.readany()
         except TimeoutError as err:
-            raise SpRecordTimeoutError("The event stream sent nothing in time") from err
+            self.watch.timed_out()
+            raise SpRecordTimeoutError(
+                f"The event stream sent nothing in {limit:g} s"
+            ) from err
         except (aiohttp.ClientError, OSError) as err:
             raise SpRecordConnectionError(
                 f"The event stream broke: {err.__class__.__name__}"
