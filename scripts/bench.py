@@ -9,7 +9,9 @@ baseline in the same run:
 - event->state latency vs the bare parser reading the same event off a socket,
 - end-to-end throughput of a burst vs parser-only throughput of that burst,
 - our SSE parser vs aiohttp-sse-client2 on the same recorded bytes,
-- reconnect after a server-side drop (the integration's real backoff),
+- the reconnect gap after a server-side close or drop (to the new stream's
+  headers, p50 and max), for a server that resumes and one that does not,
+  with the events sent inside the gaps that were lost,
 - entry setup time, CPU per 1,000 events, RSS before/after 100,000 events.
 
 The emulator and Home Assistant share the process and its loop, so the CPU
@@ -45,6 +47,7 @@ from homeassistant.const import CONF_API_KEY, CONF_URL, EVENT_STATE_CHANGED  # n
 from homeassistant.core import CoreState, Event, HomeAssistant, callback  # noqa: E402
 from homeassistant.setup import async_setup_component  # noqa: E402
 
+from custom_components.sprecord import coordinator as coordinator_module  # noqa: E402
 from custom_components.sprecord.api import EventStream, SSEParser  # noqa: E402
 from custom_components.sprecord.const import DOMAIN, EVENT_SPRECORD  # noqa: E402
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator  # noqa: E402
@@ -58,7 +61,11 @@ LATENCY_EVENTS = int(os.environ.get("BENCH_LATENCY_EVENTS", "500"))
 BURST_EVENTS = int(os.environ.get("BENCH_BURST_EVENTS", "20000"))
 PARSER_FRAMES = int(os.environ.get("BENCH_PARSER_FRAMES", "50000"))
 MEMORY_EVENTS = int(os.environ.get("BENCH_MEMORY_EVENTS", "100000"))
-RECONNECT_DROPS = int(os.environ.get("BENCH_RECONNECT_DROPS", "5"))
+RECONNECT_DROPS = int(os.environ.get("BENCH_RECONNECT_DROPS", "20"))
+IMMEDIATE_RECONNECT_EVERY = 0.2
+"""The bench's rate limit of immediate reconnects (the integration's is 30 s)."""
+GAP_TARGET_MS = 50.0
+"""Target: the gap after a clean close, p50, on loopback."""
 EMIT_BATCH = 1000
 """A burst is emitted in batches of this many, yielding to the loop between."""
 SERVE_CHUNK = 16 * 1024
@@ -383,20 +390,114 @@ async def measure_memory(
     return {"before": round(before, 1), "after": round(rss_mb(), 1)}
 
 
-async def measure_reconnect(emu: SpRecordEmulator, counter: BusCounter) -> list[float]:
-    """Drop the stream server-side, emit at once; time to that event on the bus."""
-    times: list[float] = []
-    for number in range(RECONNECT_DROPS):
-        await asyncio.sleep(0.3)  # the new stream is up and settled
-        done = counter.expect(counter.count + 1)
-        start = time.perf_counter()
-        emu.drop_streams("abort", key=HA_KEY)
-        event_type, payload = call_event(number)
-        emu.emit(event_type, payload, key=HA_KEY)
-        end = await asyncio.wait_for(done, WAIT_TIMEOUT)
-        times.append(end - start)
-        log(f"reconnect {number + 1}: {end - start:.3f} s")
-    return times
+class Delivered:
+    """The identities (type, call id) of `sprecord_event`s on the bus."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Listen on the bus."""
+        self.seen: dict[tuple[str, str], float] = {}
+        self.duplicates = 0
+        self._unsub = hass.bus.async_listen(EVENT_SPRECORD, self._on_event)
+
+    @callback
+    def _on_event(self, event: Event) -> None:
+        identity = (
+            str(event.data["event_type"]),
+            str(event.data["payload"].get("call_id")),
+        )
+        if identity in self.seen:
+            self.duplicates += 1
+        else:
+            self.seen[identity] = time.perf_counter()
+
+    async def wait(self, identity: tuple[str, str], limit: float) -> float | None:
+        """Return when `identity` arrived; None when not within `limit` s."""
+        if await wait_for(lambda: identity in self.seen, limit):
+            return self.seen[identity]
+        return None
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._unsub()
+
+
+def identity(number: int) -> tuple[str, str]:
+    """Return the identity of `call_event(number)`."""
+    event_type, payload = call_event(number)
+    return event_type, str(payload["call_id"])
+
+
+async def measure_reconnect(
+    hass: HomeAssistant, emu: SpRecordEmulator, *, resuming: bool, first: int
+) -> dict[str, Any]:
+    """Drop the stream server-side again and again; time the gap each time.
+
+    Before each drop the stream delivers an event (a good stream, so the
+    first reconnect is immediate). The gap runs from the drop to the new
+    stream's headers (the emulator stamps them). One event is sent inside
+    each gap: a resuming server delivers it after `Last-Event-ID`, one that
+    does not loses it; arrivals are matched by identity, not counted.
+    """
+    emu.set_stream_behaviour(replay=resuming)
+    delivered = Delivered(hass)
+    gaps: dict[str, list[float]] = {"close": [], "abort": []}
+    to_event: list[float] = []
+    in_gap: list[tuple[str, str]] = []
+    number = first
+    try:
+        for drop in range(RECONNECT_DROPS):
+            mode = "close" if drop % 2 == 0 else "abort"
+            emu.emit(*call_event(number), key=HA_KEY)  # the stream is good
+            if await delivered.wait(identity(number), WAIT_TIMEOUT) is None:
+                raise RuntimeError("an event on an open stream was not delivered")
+            number += 1
+            # Past the rate limit of immediate reconnects (scaled down here).
+            await asyncio.sleep(IMMEDIATE_RECONNECT_EVERY * 1.5)
+            opened = len(emu.stream_open_times)
+            start = time.perf_counter()
+            emu.drop_streams(mode, key=HA_KEY)
+            emu.emit(*call_event(number), key=HA_KEY)  # inside the gap
+            in_gap.append(identity(number))
+            number += 1
+            if not await wait_for(
+                lambda o=opened: len(emu.stream_open_times) > o, WAIT_TIMEOUT
+            ):
+                raise RuntimeError("the integration did not reconnect")
+            gaps[mode].append(emu.stream_open_times[opened] - start)
+            if resuming:
+                arrived = await delivered.wait(in_gap[-1], WAIT_TIMEOUT)
+                if arrived is not None:
+                    to_event.append(arrived - start)
+            log(
+                f"reconnect {drop + 1} ({mode}, "
+                f"{'resuming' if resuming else 'not resuming'}): "
+                f"gap {gaps[mode][-1] * 1000:.1f} ms"
+            )
+        # Whatever is still to come has had its time.
+        await asyncio.sleep(0.5)
+    finally:
+        delivered.close()
+    lost = [i for i in in_gap if i not in delivered.seen]
+    result: dict[str, Any] = {
+        "drops": RECONNECT_DROPS,
+        "gap_ms": {
+            mode: {
+                "p50": round(pct(values, 0.5) * 1000, 1),
+                "max": round(max(values) * 1000, 1),
+            }
+            for mode, values in gaps.items()
+            if values
+        },
+        "sent_in_gap": len(in_gap),
+        "lost": len(lost),
+        "duplicates": delivered.duplicates,
+    }
+    if to_event:
+        result["drop_to_event_ms"] = {
+            "p50": round(pct(to_event, 0.5) * 1000, 1),
+            "max": round(max(to_event) * 1000, 1),
+        }
+    return result
 
 
 def record_stream(frames: int) -> bytes:
@@ -559,9 +660,28 @@ async def bench() -> dict[str, Any]:
             result["memory_mb"] = await measure_memory(emu, counter)
             log(f"memory: {result['memory_mb']}")
 
-            log(f"reconnect: {RECONNECT_DROPS} drops")
-            drops = await measure_reconnect(emu, counter)
-            result["reconnect_s"] = round(statistics.mean(drops), 3)
+            # The real reconnect path; only its rate limit (one immediate
+            # reconnect in 30 s) is scaled down so drops can follow closely.
+            coordinator_module.IMMEDIATE_RECONNECT_EVERY = IMMEDIATE_RECONNECT_EVERY
+            reconnect: dict[str, Any] = {
+                "immediate_reconnect_every_s": IMMEDIATE_RECONNECT_EVERY
+            }
+            for resuming in (True, False):
+                kind = "resuming" if resuming else "not_resuming"
+                log(f"reconnect: {RECONNECT_DROPS} drops, server {kind}")
+                reconnect[kind] = await measure_reconnect(
+                    hass,
+                    emu,
+                    resuming=resuming,
+                    first=2_000_000 if resuming else 3_000_000,
+                )
+                log(f"reconnect ({kind}): {reconnect[kind]}")
+            gap_p50 = reconnect["resuming"]["gap_ms"]["close"]["p50"]
+            reconnect["target"] = {
+                "gap_after_clean_close_p50_ms": GAP_TARGET_MS,
+                "met": gap_p50 <= GAP_TARGET_MS and reconnect["resuming"]["lost"] == 0,
+            }
+            result["reconnect"] = reconnect
         finally:
             if counter is not None:
                 counter.close()
@@ -579,7 +699,7 @@ async def bench() -> dict[str, Any]:
         "latency_ms",
         "throughput",
         "parser",
-        "reconnect_s",
+        "reconnect",
         "setup_s",
         "cpu_s_per_1000_events",
         "memory_mb",

@@ -167,10 +167,31 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     results = getattr(faults, "RESULTS", None)
     if not results:
         return
-    repetitions = min(r["repetitions"] for r in results.values())
-    lost = sum(r["lost"] for r in results.values())
-    streams = max(r["max_streams"] for r in results.values())
+    kinds = {kind for kind, _server in results}
+    repetitions = max(r["repetitions"] for r in results.values())
+    fewer = sorted(
+        {f"{k}: {r['repetitions']}" for (k, _s), r in results.items()}
+        - {f"{k}: {repetitions}" for k in kinds}
+    )
+    failed = sorted(f"{k}/{s}" for (k, s), r in results.items() if not r["passed"])
+    streams = max(r.get("max_streams", 0) for r in results.values())
+    parts = []
+    for server in ("resuming", "not_resuming"):
+        rows = [r for (_kind, s), r in results.items() if s == server]
+        if rows:
+            parts.append(
+                f"{server.replace('_', ' ')} server: lost "
+                f"{sum(r['lost_during'] for r in rows)} of "
+                f"{sum(r['sent_during'] for r in rows)} sent during faults "
+                f"({sum(r['sent_in_gap'] for r in rows)} of them inside a "
+                f"reconnect gap), {sum(r['lost_after'] for r in rows)} of those "
+                "sent after"
+            )
+    duplicates = sum(r["duplicates"] for r in results.values())
     terminalreporter.write_line(
-        f"faults: {len(results)} kinds x {repetitions} repetitions survived; "
-        f"events lost: {lost}; max concurrent connections: {streams}"
+        f"faults: {len(kinds)} kinds x {repetitions} repetitions"
+        f"{' (' + ', '.join(fewer) + ')' if fewer else ''}, "
+        f"{len(failed)} failed{' (' + ', '.join(failed) + ')' if failed else ''}; "
+        + "; ".join(parts)
+        + f"; duplicates: {duplicates}; max concurrent connections: {streams}"
     )
