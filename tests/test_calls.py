@@ -1152,6 +1152,8 @@ def test_as_dict_gives_json_friendly_attributes() -> None:
         "state": "idle",
         "caller": CALLER,
         "called": EXTENSION,
+        "caller_name": None,
+        "called_name": None,
         "line": "GSM1",
         "answered_by": "102",
         "started": "2025-01-01T12:00:00+00:00",

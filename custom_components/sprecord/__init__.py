@@ -14,9 +14,14 @@ from homeassistant.const import (
     __version__ as HA_VERSION,  # noqa: N812
 )
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    issue_registry as ir,
+)
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.start import async_at_started
+from homeassistant.helpers.typing import ConfigType
 
 from . import coordinator as coordinator_module
 from .api import BEARER, AuthScheme, ProtocolError, SpRecordClient
@@ -27,6 +32,7 @@ from .const import (
     CONF_TRANSPORT,
     DEFAULT_CALL_TIMEOUT_MINUTES,
     DOMAIN,
+    ISSUE_PHONEBOOK,
     TRANSPORT_SSE,
     TRANSPORT_WEBHOOK,
 )
@@ -36,6 +42,7 @@ from .coordinator import (
     SpRecordRuntimeData,
     async_remove_line_devices,
 )
+from .services import async_setup_services
 from .storage import SpRecordStore
 from .webhook import (
     WebhookTransport,
@@ -45,6 +52,13 @@ from .webhook import (
 )
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.SENSOR]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, _config: ConfigType) -> bool:
+    """Register the integration's actions (they exist without an entry)."""
+    async_setup_services(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> bool:
@@ -81,6 +95,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
         transport=transport,
     )
     await store.async_restore(coordinator)
+    await coordinator.phonebook.async_load_file()
+    entry.async_on_unload(coordinator.phonebook.async_follow_ui())
     # Webhook-only mode proves the key with the stream's headers, then closes it.
     await coordinator.async_connect(keep_open=transport != TRANSPORT_WEBHOOK)
     entry.async_on_unload(coordinator.async_shutdown)
@@ -161,6 +177,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) ->
         )
         await async_unsubscribe(hass, entry, client)
     await SpRecordStore(hass, entry.entry_id).async_remove()
+    ir.async_delete_issue(hass, DOMAIN, f"{ISSUE_PHONEBOOK}_{entry.entry_id}")
 
 
 async def async_remove_config_entry_device(

@@ -78,6 +78,10 @@ class Call:
     """The number the call comes from (`call_src`)."""
     called: str | None = None
     """The number called (`call_dst`): an extension for incoming calls."""
+    caller_name: str | None = None
+    """The phonebook's name of `caller`, when it has one."""
+    called_name: str | None = None
+    """The phonebook's name of `called`, when it has one."""
     trunk: str | None = None
     answered: datetime | None = None
     answered_by: str | None = None
@@ -101,6 +105,8 @@ class Call:
             "state": self.state.value,
             "caller": self.caller,
             "called": self.called,
+            "caller_name": self.caller_name,
+            "called_name": self.called_name,
             "line": self.trunk,
             "answered_by": self.answered_by,
             "started": self.started.isoformat(),
@@ -123,6 +129,8 @@ class Call:
             updated=started,
             caller=data.get("caller"),
             called=data.get("called"),
+            caller_name=data.get("caller_name"),
+            called_name=data.get("called_name"),
             trunk=data.get("line"),
             answered_by=data.get("answered_by"),
             answered=_datetime(data.get("answered")),

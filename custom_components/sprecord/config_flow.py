@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 import hashlib
+import re
 from typing import Any
 
 from homeassistant.components.webhook import async_generate_id
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
-from homeassistant.const import CONF_API_KEY, CONF_URL, CONF_WEBHOOK_ID
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    OptionsFlow,
+    SubentryFlowResult,
+)
+from homeassistant.const import CONF_API_KEY, CONF_NAME, CONF_URL, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -41,15 +50,26 @@ from .const import (
     AUTH_AUTO,
     CONF_AUTH_SCHEME,
     CONF_CALL_TIMEOUT,
+    CONF_NUMBERS,
+    CONF_PHONEBOOK_FILE,
     CONF_TRANSPORT,
     DEFAULT_CALL_TIMEOUT_MINUTES,
     DEFAULT_URL,
     DOMAIN,
     LOGGER,
+    SUBENTRY_CONTACT,
     TRANSPORT_SSE,
     TRANSPORTS,
 )
+from .contacts import async_describe_error, phonebook_path
 from .coordinator import SpRecordConfigEntry
+from .phonebook import (
+    LoadedPhonebook,
+    NumberKeys,
+    PhonebookError,
+    clean_name,
+    read_phonebook_file,
+)
 from .webhook import webhook_url_available
 
 TITLE = "SpRecord MiniPBX"
@@ -99,8 +119,16 @@ OPTIONS_SCHEMA = vol.Schema(
                 mode=NumberSelectorMode.BOX,
             )
         ),
+        vol.Optional(CONF_PHONEBOOK_FILE): TextSelector(),
     }
 )
+CONTACT_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_NAME): TextSelector(),
+        vol.Required(CONF_NUMBERS): TextSelector(TextSelectorConfig(multiline=True)),
+    }
+)
+_NUMBER_SEPARATORS = re.compile(r"[,;\n]+")
 
 
 def account_id(api_key: str) -> str:
@@ -167,6 +195,15 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_options_flow(config_entry: SpRecordConfigEntry) -> OptionsFlow:
         """Return the options flow."""
         return SpRecordOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls,
+        config_entry: ConfigEntry,  # noqa: ARG003 (every entry holds contacts)
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Return the kinds of items the entry holds: contacts of the phonebook."""
+        return {SUBENTRY_CONTACT: ContactSubentryFlow}
 
     async def async_step_user(
         self, user_input: dict[str, Any] | None = None
@@ -287,23 +324,116 @@ class SpRecordOptionsFlow(OptionsFlowBase):
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Ask how events arrive and how long an unfinished call may last."""
+        """Ask how events arrive, how long a call may last, the phonebook file."""
         errors: dict[str, str] = {}
+        placeholders = {"phonebook_error": ""}
         if user_input is not None:
             transport = user_input[CONF_TRANSPORT]
+            file_name = str(user_input.get(CONF_PHONEBOOK_FILE) or "").strip()
+            loaded: LoadedPhonebook | None = None
             if transport != TRANSPORT_SSE and not webhook_url_available(self.hass):
                 errors[CONF_TRANSPORT] = "no_webhook_url"
-            else:
-                return self.async_create_entry(
-                    data={
-                        CONF_TRANSPORT: transport,
-                        CONF_CALL_TIMEOUT: int(user_input[CONF_CALL_TIMEOUT]),
-                    }
-                )
+            elif file_name:
+                try:
+                    loaded = await self.hass.async_add_executor_job(
+                        read_phonebook_file,
+                        phonebook_path(self.hass, file_name),
+                        self.hass.config.country,
+                    )
+                except PhonebookError as err:
+                    errors[CONF_PHONEBOOK_FILE] = "phonebook_invalid"
+                    placeholders["phonebook_error"] = await async_describe_error(
+                        self.hass, err
+                    )
+            if not errors:
+                self._apply_phonebook(file_name, loaded)
+                options: dict[str, Any] = {
+                    CONF_TRANSPORT: transport,
+                    CONF_CALL_TIMEOUT: int(user_input[CONF_CALL_TIMEOUT]),
+                }
+                if file_name:
+                    options[CONF_PHONEBOOK_FILE] = file_name
+                return self.async_create_entry(data=options)
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
                 OPTIONS_SCHEMA, user_input or self.config_entry.options
             ),
             errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    def _apply_phonebook(self, file_name: str, loaded: LoadedPhonebook | None) -> None:
+        """Hand the file just read to the running entry.
+
+        Saving options that did not change reloads nothing, yet the user
+        saved to have the file read again.
+        """
+        entry: SpRecordConfigEntry = self.config_entry
+        if entry.state is not ConfigEntryState.LOADED:
+            return
+        phonebook = entry.runtime_data.coordinator.phonebook
+        if file_name == phonebook.file_name:
+            phonebook.async_set_file(loaded)
+
+
+class ContactSubentryFlow(ConfigSubentryFlow):
+    """Add or edit a contact of the phonebook: a name and its numbers."""
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Add a contact."""
+        return await self._async_contact_form("user", user_input)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Edit a contact."""
+        return await self._async_contact_form("reconfigure", user_input)
+
+    async def _async_contact_form(
+        self, step_id: str, user_input: dict[str, Any] | None
+    ) -> SubentryFlowResult:
+        """Ask for the name and the numbers; check every number."""
+        errors: dict[str, str] = {}
+        placeholders = {"number": ""}
+        if user_input is not None:
+            name = clean_name(str(user_input[CONF_NAME]))
+            numbers = [
+                number.strip()
+                for number in _NUMBER_SEPARATORS.split(str(user_input[CONF_NUMBERS]))
+                if number.strip()
+            ]
+            keys = NumberKeys(self.hass.config.country)
+            bad = [number for number in numbers if not keys.is_valid(number)]
+            if not name:
+                errors[CONF_NAME] = "invalid_name"
+            elif not numbers:
+                errors[CONF_NUMBERS] = "no_numbers"
+            elif bad:
+                errors[CONF_NUMBERS] = "invalid_number"
+                placeholders["number"] = bad[0]
+            else:
+                data = {CONF_NAME: name, CONF_NUMBERS: numbers}
+                if step_id == "user":
+                    return self.async_create_entry(title=name, data=data)
+                return self.async_update_and_abort(
+                    self._get_entry(),
+                    self._get_reconfigure_subentry(),
+                    title=name,
+                    data=data,
+                )
+        suggested: dict[str, Any] = dict(user_input or {})
+        if user_input is None and step_id == "reconfigure":
+            subentry = self._get_reconfigure_subentry()
+            suggested = {
+                CONF_NAME: subentry.data[CONF_NAME],
+                CONF_NUMBERS: "\n".join(subentry.data[CONF_NUMBERS]),
+            }
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=self.add_suggested_values_to_schema(CONTACT_SCHEMA, suggested),
+            errors=errors,
+            description_placeholders=placeholders,
         )

@@ -36,3 +36,12 @@ EVENT_SPRECORD: Final = "sprecord_event"
 """Bus event fired for every event the PBX sends."""
 
 ISSUE_TOO_MANY_CONNECTIONS: Final = "too_many_connections"
+ISSUE_PHONEBOOK: Final = "phonebook_invalid"
+
+CONF_PHONEBOOK_FILE: Final = "phonebook_file"
+"""Option: a vCard or CSV file in the configuration folder with names."""
+SUBENTRY_CONTACT: Final = "contact"
+"""Subentry type: a contact managed in Home Assistant's UI."""
+CONF_NUMBERS: Final = "numbers"
+"""Contact subentry data: the contact's numbers, as the user wrote them."""
+SERVICE_RELOAD_PHONEBOOK: Final = "reload_phonebook"

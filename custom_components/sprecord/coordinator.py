@@ -44,6 +44,7 @@ from .const import (
     TRANSPORT_SSE,
     TRANSPORT_WEBHOOK,
 )
+from .contacts import EntryPhonebook
 from .dedupe import RecentEvents, SeenStreamIds
 from .pbx import LINE_MARK, TOPIC_LINK, Pbx, pbx_device_info
 
@@ -176,6 +177,8 @@ class SpRecordCoordinator:
         self._stream_ids = SeenStreamIds()
         """A server resuming at-least-once sends handled events again."""
         self.stats = LinkStats()
+        self.phonebook = EntryPhonebook(hass, entry)
+        """Names for numbers (the UI's contacts and the options' file)."""
         self.primary = Pbx(
             self, entry.data.get(CONF_DEVICE_ID), 1, call_timeout=call_timeout
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_CLOUDHOOK_URL, CONF_DEVICE_ID, CONF_HOOK_URL
+from .const import CONF_CLOUDHOOK_URL, CONF_DEVICE_ID, CONF_HOOK_URL, CONF_NUMBERS
 from .coordinator import SpRecordConfigEntry
 from .pbx import Pbx
 
@@ -30,6 +31,12 @@ TO_REDACT = {
     "call_dst",
     "sms_src",
     "number",
+    CONF_NUMBERS,
+    # names from the phonebook
+    "caller_name",
+    "called_name",
+    "sender_name",
+    "last_caller_name",
     # SMS text
     "text",
 }
@@ -43,7 +50,14 @@ async def async_get_config_entry_diagnostics(
     hook = coordinator.webhook
     return async_redact_data(
         {
-            "entry": entry.as_dict(),
+            "entry": {
+                **entry.as_dict(),
+                # Contacts: how many, never who.
+                "subentries": dict(
+                    Counter(sub.subentry_type for sub in entry.subentries.values())
+                ),
+            },
+            "phonebook": coordinator.phonebook.as_dict(),
             "transport": coordinator.transport,
             "webhook": None
             if hook is None

@@ -116,7 +116,9 @@ class SpRecordCallEvent(_SpRecordEventEntity):
             attributes.update(
                 direction=call.direction.value,
                 caller=call.caller,
+                caller_name=call.caller_name,
                 called=call.called,
+                called_name=call.called_name,
                 line=call.trunk,
             )
         self._fire(event.type, attributes)
@@ -130,7 +132,9 @@ class SpRecordSmsEvent(_SpRecordEventEntity):
     @callback
     def _on_event(self, event: SpRecordEvent, change: CallChange | None) -> None:
         if isinstance(event, IncomingSmsEvent):
-            self._fire(event.type, event.payload_dict())
+            sms = self.pbx.last_sms
+            sender_name = sms.sender_name if sms is not None else None
+            self._fire(event.type, {**event.payload_dict(), "sender_name": sender_name})
 
 
 class SpRecordPbxEvent(_SpRecordEventEntity):

@@ -20,6 +20,14 @@ _EVENT_NAME = (
 )
 _STATUS_NAME = "component.sprecord.entity.sensor.last_call_status.state.{status}"
 _ENTITY_OF_TYPE = {"incoming_sms": "sms", "startup": "pbx"}
+_NUMBER_KEYS = ("call_src", "sms_src", "number", "trunk")
+_NUMBER_KEYS_OUTGOING = ("call_dst", "trunk")
+"""An outgoing call is shown by the number called, not the extension."""
+_NAME_OF = {
+    "call_src": "caller_name",
+    "call_dst": "called_name",
+    "sms_src": "sender_name",
+}
 
 
 @callback
@@ -41,9 +49,11 @@ def async_describe_events(
         name = translations.get(
             _EVENT_NAME.format(entity=entity, type=event_type), event_type
         )
+        keys = _NUMBER_KEYS_OUTGOING if event_type == "outgoing_call" else _NUMBER_KEYS
         details = [
-            str(payload[key])
-            for key in ("call_src", "sms_src", "number", "trunk")
+            # The phonebook's name where it knows the number.
+            str(data.get(_NAME_OF.get(key, "")) or payload[key])
+            for key in keys
             if payload.get(key) not in (None, "")
         ]
         if status := payload.get("status"):

@@ -86,12 +86,15 @@ class SmsMessage:
     line: str
     date: datetime | str | None
     received: datetime
+    sender_name: str | None = None
+    """The phonebook's name of `sender`, when it has one."""
 
     def as_dict(self) -> dict[str, Any]:
         """Return the SMS as JSON-friendly attributes (also what is saved)."""
         return {
             "text": self.text,
             "sender": self.sender,
+            "sender_name": self.sender_name,
             "line": self.line,
             "date": self.date.isoformat()
             if isinstance(self.date, datetime)
@@ -112,6 +115,7 @@ class SmsMessage:
             line=data["line"],
             date=date,
             received=datetime.fromisoformat(data["received"]),
+            sender_name=data.get("sender_name"),
         )
 
 
@@ -256,14 +260,18 @@ class Pbx:
     def handle(self, event: SpRecordEvent, now: datetime) -> None:
         """Take one event of this PBX: track, fire, notify."""
         change: CallChange | None = None
+        names: dict[str, str | None] = {}
+        name_for = self.coordinator.phonebook.name_for
         match event:
             case IncomingSmsEvent():
+                names["sender_name"] = name_for(event.sms_src)
                 self.last_sms = SmsMessage(
                     sender=event.sms_src,
                     text=event.text,
                     line=event.trunk,
                     date=event.date,
                     received=now,
+                    sender_name=names["sender_name"],
                 )
                 self._new_line(self.tracker.note_line(event.trunk))
                 self.touch(TOPIC_SMS)
@@ -275,6 +283,11 @@ class Pbx:
             case _:
                 change = self.tracker.apply(event, now)
                 if change is not None:
+                    call = change.call
+                    call.caller_name = name_for(call.caller)
+                    call.called_name = name_for(call.called)
+                    names["caller_name"] = call.caller_name
+                    names["called_name"] = call.called_name
                     self._new_line(change.new_line)
                     topics = [TOPIC_CALLS]
                     if change.call.trunk:
@@ -293,6 +306,7 @@ class Pbx:
                 "pbx_id": event.device_id,
                 "event_type": event.type,
                 "payload": event.payload_dict(),
+                **names,
             },
         )
         self._notify(event, change)

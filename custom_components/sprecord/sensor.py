@@ -43,14 +43,18 @@ def _call_attributes(call: Call | None) -> dict[str, Any]:
     if call is None:
         return {
             "caller": None,
+            "caller_name": None,
             "called": None,
+            "called_name": None,
             "line": None,
             "call_id": None,
             "direction": None,
         }
     return {
         "caller": call.caller,
+        "caller_name": call.caller_name,
         "called": call.called,
+        "called_name": call.called_name,
         "line": call.trunk,
         "call_id": call.call_id,
         "direction": call.direction.value,
@@ -68,7 +72,9 @@ def _call_state_attributes(pbx: Pbx) -> dict[str, Any]:
                 "state": call.state.value,
                 "direction": call.direction.value,
                 "caller": call.caller,
+                "caller_name": call.caller_name,
                 "called": call.called,
+                "called_name": call.called_name,
                 "line": call.trunk,
             }
             for call in reversed(tracker.active.values())
@@ -97,6 +103,7 @@ def _missed_attributes(pbx: Pbx) -> dict[str, Any]:
     call = pbx.tracker.last_missed
     return {
         "last_caller": call.caller if call else None,
+        "last_caller_name": call.caller_name if call else None,
         "last_line": call.trunk if call else None,
         "last_called": call.called if call else None,
         "last_time": call.ended.isoformat() if call and call.ended else None,
@@ -111,7 +118,13 @@ def _sms_text(pbx: Pbx) -> str | None:
 def _sms_attributes(pbx: Pbx) -> dict[str, Any]:
     sms = pbx.last_sms
     if sms is None:
-        return {"text": None, "sender": None, "line": None, "date": None}
+        return {
+            "text": None,
+            "sender": None,
+            "sender_name": None,
+            "line": None,
+            "date": None,
+        }
     return sms.as_dict()
 
 

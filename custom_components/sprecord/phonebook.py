@@ -1,0 +1,504 @@
+"""Caller names: contacts from Home Assistant's UI and from a vCard or CSV file.
+
+Numbers match however they are written: `+7 916 123-45-67`,
+`8 (916) 123-45-67`, `79161234567` and `9161234567` are one number (parsed
+with `phonenumbers`, Home Assistant's country as the default region), and a
+short internal extension (`101`) matches as it is. A lookup is a dictionary
+access; a number's key is cached, so an event costs one parse at most.
+
+Reading a file is blocking work (`read_phonebook_file()`, run in the
+executor); it raises `PhonebookError` naming the line of a broken file.
+Nothing here imports Home Assistant.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterable, Iterator
+import csv
+from dataclasses import dataclass
+import io
+from pathlib import Path
+import quopri
+import re
+
+import phonenumbers
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""A phonebook file larger than this is refused (10,000 contacts is ~2 MB)."""
+MAX_NAME_LENGTH = 100
+EXTENSION_DIGITS = 6
+"""Numbers of at most this many digits, without `+`, are internal extensions
+or service numbers and match as they are."""
+KEY_CACHE_SIZE = 4096
+"""Keys of numbers seen in events kept (a bounded cache)."""
+
+VCARD_SUFFIXES = (".vcf", ".vcard")
+CSV_SUFFIXES = (".csv",)
+
+_DIGITS = re.compile(r"\d+")
+_SPACES = re.compile(r"\s+")
+
+
+REASONS: dict[str, str] = {
+    "not_found": "file not found",
+    "unreadable": "the file cannot be read",
+    "too_large": "the file is larger than 16 MB",
+    "wrong_type": "not a .vcf or .csv file",
+    "outside_config": "the file must be in the configuration folder",
+    "vcard_outside": "text outside BEGIN:VCARD … END:VCARD",
+    "vcard_nested": "a card begins before the previous one ended",
+    "vcard_unended": "a card that begins here does not end",
+    "vcard_end_without_begin": "END:VCARD without BEGIN:VCARD",
+    "vcard_no_colon": "a vCard line without ':'",
+    "vcard_no_property": "a vCard line without a property name",
+    "csv_empty": "the file is empty",
+    "csv_no_name_column": "no name column in the header (e.g. Name)",
+    "csv_no_phone_column": "no phone column in the header (e.g. Phone)",
+    "csv_fields": "more fields than the header has",
+    "csv_invalid": "not valid CSV (e.g. a quote not closed)",
+}
+"""What each error code means, in English (for logs; the UI translates the
+code)."""
+
+
+class PhonebookError(Exception):
+    """A phonebook file that cannot be read.
+
+    `code` is a key of `REASONS` (translated in the UI); `line` is 1-based,
+    0 when the file as a whole is at fault.
+    """
+
+    def __init__(self, line: int, code: str) -> None:
+        """Name the line and what is wrong with it."""
+        reason = REASONS[code]
+        super().__init__(f"line {line}: {reason}" if line else reason)
+        self.line = line
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A name and the numbers it is known by."""
+
+    name: str
+    numbers: tuple[str, ...]
+
+
+def clean_name(name: str) -> str:
+    """Return a name as shown: valid text, one space between words, bounded."""
+    text = name.encode("utf-8", "replace").decode("utf-8", "replace")
+    text = "".join(ch for ch in text if ch.isprintable() or ch == " ")
+    return _SPACES.sub(" ", text).strip()[:MAX_NAME_LENGTH]
+
+
+class NumberKeys:
+    """Turn a number, however written, into the key it is filed under."""
+
+    def __init__(self, region: str | None) -> None:
+        """Use `region` (an ISO country code) for numbers without `+`."""
+        self.region = region.upper() if region else None
+        self._cache: dict[str, str | None] = {}
+
+    def key(self, number: str) -> str | None:
+        """Return the number's key (E.164 when it parses); None for no number."""
+        cache = self._cache
+        try:
+            return cache[number]
+        except KeyError:
+            pass
+        key = self._key(number)
+        if len(cache) >= KEY_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[number] = key
+        return key
+
+    def is_valid(self, number: str) -> bool:
+        """Tell whether `number` is an extension or a possible phone number."""
+        key = self.key(number)
+        return key is not None and not key.startswith("raw:")
+
+    def _key(self, number: str) -> str | None:
+        digits = "".join(_DIGITS.findall(number))
+        if not digits:
+            return None
+        international = number.lstrip().startswith("+")
+        if not international and len(digits) <= EXTENSION_DIGITS:
+            return f"ext:{digits}"
+        try:
+            parsed = phonenumbers.parse(
+                f"+{digits}" if international else number, self.region
+            )
+        except phonenumbers.NumberParseException:
+            return f"raw:{digits}"
+        if not phonenumbers.is_possible_number(parsed):
+            return f"raw:{digits}"
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def build_index(
+    contacts: Iterable[Contact], keys: NumberKeys
+) -> tuple[dict[str, str], int]:
+    """Return key -> name for the contacts, and how many numbers had no key.
+
+    A number listed twice keeps its first name.
+    """
+    index: dict[str, str] = {}
+    skipped = 0
+    for contact in contacts:
+        for number in contact.numbers:
+            key = keys.key(number)
+            if key is None:
+                skipped += 1
+            else:
+                index.setdefault(key, contact.name)
+    return index, skipped
+
+
+class Phonebook:
+    """Names for numbers: UI contacts first, then the file's."""
+
+    def __init__(self, region: str | None) -> None:
+        """Start empty."""
+        self.keys = NumberKeys(region)
+        self._ui: dict[str, str] = {}
+        self._file: dict[str, str] = {}
+        self.ui_contacts = 0
+        self.file_contacts = 0
+        self.file_skipped = 0
+        """File numbers that could not be read as numbers (left out)."""
+
+    def set_ui(self, contacts: Iterable[Contact]) -> None:
+        """Replace the contacts managed in Home Assistant's UI."""
+        contacts = list(contacts)
+        self._ui, _skipped = build_index(contacts, self.keys)
+        self.ui_contacts = len(contacts)
+
+    def set_file(self, loaded: LoadedPhonebook | None) -> None:
+        """Replace the file's contacts (None: no file)."""
+        self._file = loaded.index if loaded else {}
+        self.file_contacts = loaded.contacts if loaded else 0
+        self.file_skipped = loaded.skipped if loaded else 0
+
+    def name_for(self, number: str | None) -> str | None:
+        """Return the name filed under `number`, None when it has none."""
+        if not number:
+            return None
+        key = self.keys.key(number)
+        if key is None:
+            return None
+        return self._ui.get(key) or self._file.get(key)
+
+    def __len__(self) -> int:
+        """Return how many numbers have a name."""
+        return len(self._ui.keys() | self._file.keys())
+
+    def as_dict(self) -> dict[str, int | str | None]:
+        """Return the figures, for diagnostics (no names, no numbers)."""
+        return {
+            "region": self.keys.region,
+            "ui_contacts": self.ui_contacts,
+            "file_contacts": self.file_contacts,
+            "file_numbers_skipped": self.file_skipped,
+            "numbers_named": len(self),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPhonebook:
+    """A file's contacts, indexed (built in the executor)."""
+
+    index: dict[str, str]
+    contacts: int
+    skipped: int
+
+
+def read_phonebook_file(path: Path, region: str | None) -> LoadedPhonebook:
+    """Read and index a vCard or CSV file (blocking: run it in the executor).
+
+    Raises `PhonebookError` for a file that is missing, too large, of another
+    kind, or broken (naming the line).
+    """
+    suffix = path.suffix.lower()
+    if suffix not in VCARD_SUFFIXES + CSV_SUFFIXES:
+        raise PhonebookError(0, "wrong_type")
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError as err:
+        raise PhonebookError(0, "not_found") from err
+    except OSError as err:
+        raise PhonebookError(0, "unreadable") from err
+    if len(data) > MAX_FILE_BYTES:
+        raise PhonebookError(0, "too_large")
+    text = decode(data)
+    contacts = parse_vcard(text) if suffix in VCARD_SUFFIXES else parse_csv(text)
+    index, skipped = build_index(contacts, NumberKeys(region))
+    return LoadedPhonebook(index, len(contacts), skipped)
+
+
+def decode(data: bytes) -> str:
+    """Return a file's text: UTF-8 (with or without BOM), else Windows-1251.
+
+    Russian Excel saves CSV in Windows-1251; every byte decodes there, so
+    the fallback never fails.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1251", "replace")
+
+
+# --- vCard (2.1, 3.0, 4.0) ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Property:
+    """One content line of a card."""
+
+    line: int
+    name: str
+    params: dict[str, list[str]]
+    value: str
+
+
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Yield (first physical line number, unfolded line).
+
+    A line starting with a space or a tab continues the previous one (RFC
+    6350 folding). A vCard 2.1 quoted-printable value ending in `=`
+    continues on the next line (a soft line break).
+    """
+    current: str | None = None
+    start = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if current is not None and raw[:1] in (" ", "\t"):
+            current += raw[1:]
+            continue
+        if (
+            current is not None
+            and current.endswith("=")
+            and "QUOTED-PRINTABLE" in current.split(":", 1)[0].upper()
+        ):
+            current = current[:-1] + raw
+            continue
+        if current is not None:
+            yield start, current
+        current, start = raw, number
+    if current is not None:
+        yield start, current
+
+
+def _split_property(line_number: int, line: str) -> _Property:
+    """Split `[group.]NAME;PARAM=VALUE:value`."""
+    in_quotes = False
+    for position, char in enumerate(line):
+        if char == '"':
+            in_quotes = not in_quotes
+        elif char == ":" and not in_quotes:
+            head, value = line[:position], line[position + 1 :]
+            break
+    else:
+        raise PhonebookError(line_number, "vcard_no_colon")
+    name, *raw_params = head.split(";")
+    name = name.rsplit(".", 1)[-1].strip().upper()  # drop an `item1.` group
+    if not name:
+        raise PhonebookError(line_number, "vcard_no_property")
+    params: dict[str, list[str]] = {}
+    for param in raw_params:
+        key, sep, values = param.partition("=")
+        if not sep:  # vCard 2.1: `TEL;CELL;VOICE:` are types
+            params.setdefault("TYPE", []).append(key.strip().upper())
+            continue
+        params.setdefault(key.strip().upper(), []).extend(
+            v.strip().strip('"') for v in values.split(",")
+        )
+    return _Property(line_number, name, params, value)
+
+
+def _decoded_value(prop: _Property) -> str:
+    """Return a property's text: quoted-printable decoded, escapes undone."""
+    value = prop.value
+    encoding = [e.upper() for e in prop.params.get("ENCODING", [])]
+    if "QUOTED-PRINTABLE" in encoding:
+        charset = (prop.params.get("CHARSET") or ["utf-8"])[0]
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            charset = "utf-8"
+        raw = quopri.decodestring(value.encode("utf-8", "replace"))
+        value = raw.decode(charset, "replace")
+    return (
+        value.replace("\\n", " ")
+        .replace("\\N", " ")
+        .replace("\\,", ",")
+        .replace("\\;", ";")
+        .replace("\\\\", "\\")
+    )
+
+
+def _structured_name(prop: _Property) -> str:
+    """Return an `N` property (family;given;middle;…) as "given middle family"."""
+    parts = [
+        _decoded_value(_Property(prop.line, "N", prop.params, part.strip()))
+        for part in re.split(r"(?<!\\);", prop.value)
+    ]
+    family, given, middle = [*parts, "", "", ""][:3]
+    return " ".join(part for part in (given, middle, family) if part)
+
+
+def _card_name(props: list[_Property]) -> str:
+    """Return the card's name: FN, else N (given then family), else ORG."""
+    for wanted in ("FN", "N", "ORG"):
+        for prop in props:
+            if prop.name != wanted:
+                continue
+            if wanted == "N":
+                value = _structured_name(prop)
+            else:
+                value = _decoded_value(prop)
+                if wanted == "ORG":
+                    value = value.split(";", 1)[0]
+            name = clean_name(value)
+            if name:
+                return name
+    return ""
+
+
+def _card_numbers(props: list[_Property]) -> tuple[str, ...]:
+    """Return the card's telephone numbers."""
+    numbers: list[str] = []
+    for prop in props:
+        if prop.name != "TEL":
+            continue
+        value = _decoded_value(prop).strip()
+        if value.lower().startswith("tel:"):  # vCard 4.0: VALUE=uri
+            value = value[4:].split(";", 1)[0]
+        if value:
+            numbers.append(value)
+    return tuple(numbers)
+
+
+def parse_vcard(text: str) -> list[Contact]:  # noqa: C901
+    """Return the contacts of a vCard file; raise `PhonebookError` if broken.
+
+    Cards without a name or a number are left out.
+    """
+    contacts: list[Contact] = []
+    card: list[_Property] | None = None
+    began = 0
+    for number, line in _logical_lines(text):
+        upper = line.strip().upper()
+        if not upper:
+            continue
+        if upper == "BEGIN:VCARD":
+            if card is not None:
+                raise PhonebookError(number, "vcard_nested")
+            card, began = [], number
+        elif upper == "END:VCARD":
+            if card is None:
+                raise PhonebookError(number, "vcard_end_without_begin")
+            if contact := _card_contact(card):
+                contacts.append(contact)
+            card = None
+        elif card is None:
+            raise PhonebookError(number, "vcard_outside")
+        else:
+            prop = _split_property(number, line)
+            if prop.name in ("FN", "N", "ORG", "TEL"):
+                card.append(prop)
+    if card is not None:
+        raise PhonebookError(began, "vcard_unended")
+    return contacts
+
+
+def _card_contact(card: list[_Property]) -> Contact | None:
+    """Return the contact of a card; None without a name or a number."""
+    name, numbers = _card_name(card), _card_numbers(card)
+    return Contact(name, numbers) if name and numbers else None
+
+
+# --- CSV ------------------------------------------------------------------------
+
+_NAME_HEADERS = (
+    "name",
+    "display name",
+    "full name",
+    "contact",
+    "имя и фамилия",
+    "фио",
+    "контакт",
+    "название",
+)
+_GIVEN_HEADERS = ("first name", "given name", "имя")
+_FAMILY_HEADERS = ("last name", "family name", "фамилия")
+_PHONE_WORDS = ("phone", "mobile", "number", "tel", "телефон", "мобильный", "номер")
+_NOT_PHONE_WORDS = ("type", "label", "тип")
+
+
+def _columns(header: list[str]) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Return the columns of names, given names, family names and numbers."""
+    names, given, family, phones = [], [], [], []
+    for column, raw in enumerate(header):
+        title = clean_name(raw).lower()
+        if title in _NAME_HEADERS:
+            names.append(column)
+        elif title in _GIVEN_HEADERS:
+            given.append(column)
+        elif title in _FAMILY_HEADERS:
+            family.append(column)
+        elif any(w in title for w in _PHONE_WORDS) and not any(
+            w in title for w in _NOT_PHONE_WORDS
+        ):
+            phones.append(column)
+    return names, given, family, phones
+
+
+def _row_contact(
+    row: list[str], names: list[int], name_parts: list[int], phones: list[int]
+) -> Contact | None:
+    """Return the contact of a CSV row; None without a name or a number."""
+
+    def cell(column: int) -> str:
+        return row[column] if column < len(row) else ""
+
+    name = clean_name(" ".join(cell(c) for c in names)) or clean_name(
+        " ".join(cell(c) for c in name_parts)
+    )
+    numbers = tuple(
+        number.strip()
+        for column in phones
+        for number in re.split(r":::|\n", cell(column))
+        if number.strip()
+    )
+    return Contact(name, numbers) if name and numbers else None
+
+
+def parse_csv(text: str) -> list[Contact]:
+    """Return the contacts of a CSV file with a header row.
+
+    The header names the columns (`Name`, or `First Name`/`Last Name`, and
+    one or more columns whose title says phone; English or Russian, as
+    Google, Outlook and Excel export them). `,`, `;` and tabs separate.
+    """
+    first_line = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first_line.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise PhonebookError(1, "csv_empty")
+        names, given, family, phones = _columns(header)
+        if not (names or given or family):
+            raise PhonebookError(1, "csv_no_name_column")
+        if not phones:
+            raise PhonebookError(1, "csv_no_phone_column")
+        contacts: list[Contact] = []
+        for row in reader:
+            if len(row) > len(header):
+                raise PhonebookError(reader.line_num, "csv_fields")
+            if contact := _row_contact(row, names, given + family, phones):
+                contacts.append(contact)
+    except csv.Error as err:
+        raise PhonebookError(reader.line_num, "csv_invalid") from err
+    return contacts
