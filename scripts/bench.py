@@ -12,7 +12,10 @@ baseline in the same run:
 - the reconnect gap after a server-side close or drop (to the new stream's
   headers, p50 and max), for a server that resumes and one that does not,
   with the events sent inside the gaps that were lost,
-- entry setup time, CPU per 1,000 events, RSS before/after 100,000 events.
+- entry setup time, CPU per 1,000 events, RSS before/after 100,000 events,
+- loading a 10,000-contact vCard (time, and how late the loop ran meanwhile
+  against the idle loop), and the phonebook lookup an event makes; the
+  latency events come from the phonebook's numbers, each seen once.
 
 The emulator and Home Assistant share the process and its loop, so the CPU
 figure includes the emulator's share (the floor runs show how big that is).
@@ -34,7 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -62,6 +65,7 @@ BURST_EVENTS = int(os.environ.get("BENCH_BURST_EVENTS", "20000"))
 PARSER_FRAMES = int(os.environ.get("BENCH_PARSER_FRAMES", "50000"))
 MEMORY_EVENTS = int(os.environ.get("BENCH_MEMORY_EVENTS", "100000"))
 RECONNECT_DROPS = int(os.environ.get("BENCH_RECONNECT_DROPS", "20"))
+PHONEBOOK_CONTACTS = int(os.environ.get("BENCH_PHONEBOOK_CONTACTS", "10000"))
 IMMEDIATE_RECONNECT_EVERY = 0.2
 """The bench's rate limit of immediate reconnects (the integration's is 30 s)."""
 GAP_TARGET_MS = 50.0
@@ -112,13 +116,13 @@ def pct(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def call_event(number: int) -> tuple[str, dict[str, Any]]:
+def call_event(number: int, caller: str = "+79161234567") -> tuple[str, dict[str, Any]]:
     """Return event `number` of an alternating incoming_call/call_end series."""
     call_id = 100000 + number // 2
     if number % 2 == 0:
         return "incoming_call", {
             "call_id": call_id,
-            "call_src": "+79161234567",
+            "call_src": caller,
             "call_dst": "101",
             "trunk": "GSM1",
         }
@@ -146,6 +150,7 @@ async def start_hass(config_dir: str) -> HomeAssistant:
     hass.config.skip_pip = True
     hass.config.skip_pip_packages = []
     await hass.config.async_set_time_zone("UTC")
+    hass.config.country = "RU"  # numbers without + are read as Russian ones
     hass.config_entries = config_entries.ConfigEntries(hass, {})
     loader.async_setup(hass)
     await bootstrap.async_load_base_functionality(hass)
@@ -286,6 +291,131 @@ class FloorReader:
                 await self._task
 
 
+# --- the phonebook ----------------------------------------------------------------
+
+
+def contact_number(index: int) -> str:
+    """Return contact `index`'s number as the PBX sends it (E.164)."""
+    return f"+7916{index:07d}"
+
+
+def write_vcard(path: Path, contacts: int) -> tuple[int, int]:
+    """Write a vCard of `contacts` people, numbers written the ways people do.
+
+    Every tenth contact has a second number. Return how many numbers, and
+    the file's size in bytes.
+    """
+    ways = (
+        lambda d: f"+7 916 {d[:3]}-{d[3:5]}-{d[5:]}",
+        lambda d: f"8 (916) {d[:3]}-{d[3:5]}-{d[5:]}",
+        lambda d: f"7916{d}",
+    )
+    numbers = 0
+    with path.open("w", encoding="utf-8") as file:
+        for index in range(contacts):
+            digits = f"{index:07d}"
+            lines = [
+                "BEGIN:VCARD",
+                "VERSION:3.0",
+                f"FN:Контакт {index}",
+                f"TEL;TYPE=CELL:{ways[index % 3](digits)}",
+            ]
+            if index % 10 == 0:
+                lines.append(f"TEL;TYPE=WORK:+7 495 {digits[:3]}-{digits[3:]}")
+            lines.append("END:VCARD")
+            numbers += len(lines) - 4
+            file.write("\r\n".join(lines) + "\r\n")
+    return numbers, path.stat().st_size
+
+
+class LoopLag:
+    """How late the event loop runs a 5 ms sleeper: it is blocked if late."""
+
+    def __init__(self) -> None:
+        """Measure nothing yet."""
+        self.worst = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(0.005)
+            self.worst = max(self.worst, time.perf_counter() - start - 0.005)
+
+    def __enter__(self) -> Self:
+        """Start measuring."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Stop measuring."""
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def measure_phonebook(
+    hass: HomeAssistant, emu: SpRecordEmulator, config_dir: str
+) -> dict[str, Any]:
+    """Load a big vCard the user's way; time it, the loop, the lookups.
+
+    The file is named in the options (the entry reloads and reads it), then
+    read again by the `reload_phonebook` action while a 5 ms sleeper checks
+    that the loop stays free; the idle loop's lateness is the baseline.
+    """
+    path = Path(config_dir, "contacts.vcf")
+    numbers, size = await hass.async_add_executor_job(
+        write_vcard, path, PHONEBOOK_CONTACTS
+    )
+    [entry] = hass.config_entries.async_entries(DOMAIN)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {"transport": "sse", "call_timeout": 180, "phonebook_file": path.name},
+    )
+    if result["type"] != "create_entry":
+        raise RuntimeError(f"the options refused the phonebook: {result}")
+    await hass.async_block_till_done()
+    if not await wait_for(lambda: emu.open_streams(HA_KEY) == 1, 10):
+        raise RuntimeError("the entry did not come back after the options")
+    phonebook = entry.runtime_data.coordinator.phonebook
+
+    with LoopLag() as idle:
+        await asyncio.sleep(1.0)
+    with LoopLag() as loading:
+        start = time.perf_counter()
+        await hass.services.async_call(DOMAIN, "reload_phonebook", {}, blocking=True)
+        load_s = time.perf_counter() - start
+        await asyncio.sleep(0.05)
+    if phonebook.phonebook.file_contacts != PHONEBOOK_CONTACTS:
+        raise RuntimeError("the phonebook did not load every contact")
+
+    # The lookup an event makes: the first sight of a number parses it, a
+    # number seen before is a cache hit; either is one dictionary access.
+    lookups = [contact_number(i) for i in range(0, PHONEBOOK_CONTACTS, 7)]
+    start = time.perf_counter()
+    cold = [phonebook.name_for(n) for n in lookups]
+    cold_us = (time.perf_counter() - start) / len(lookups) * 1e6
+    start = time.perf_counter()
+    warm = [phonebook.name_for(n) for n in lookups]
+    warm_us = (time.perf_counter() - start) / len(lookups) * 1e6
+    if cold != warm or None in cold:
+        raise RuntimeError("a phonebook number was not found by its name")
+    return {
+        "contacts": PHONEBOOK_CONTACTS,
+        "numbers": numbers,
+        "file_mb": round(size / 1e6, 2),
+        "load_s": round(load_s, 3),
+        "loop_lag_ms": {
+            "during_load_max": round(loading.worst * 1000, 2),
+            "idle_baseline_max": round(idle.worst * 1000, 2),
+        },
+        "lookup_us": {
+            "first_sight": round(cold_us, 1),
+            "seen_before": round(warm_us, 2),
+        },
+    }
+
+
 # --- the parts ------------------------------------------------------------------
 
 
@@ -305,14 +435,20 @@ async def measure_latency(
 
     unsub = hass.bus.async_listen(EVENT_STATE_CHANGED, on_state)
     ours: list[float] = []
+    named = 0
     try:
         for number in range(LATENCY_EVENTS):
-            event_type, payload = call_event(number)
+            # Each call from another contact: a number seen for the first time.
+            caller = contact_number(number // 2 * 13 % PHONEBOOK_CONTACTS)
+            event_type, payload = call_event(number, caller)
             waiter[:] = [loop.create_future()]
             start = time.perf_counter()
             emu.emit(event_type, payload, key=HA_KEY)
             done = await asyncio.wait_for(waiter[0], 10)
             ours.append((done - start) * 1000)
+            state = hass.states.get(CALL_STATE)
+            if event_type == "incoming_call" and state is not None:
+                named += state.attributes.get("caller_name") is not None
             await asyncio.sleep(0.001)  # one event at a time: let the loop idle
     finally:
         unsub()
@@ -327,6 +463,7 @@ async def measure_latency(
         floor_ms.append((done - start) * 1000)
         await asyncio.sleep(0.001)
     return {
+        "calls_named": f"{named} of {(LATENCY_EVENTS + 1) // 2}",
         "p50": round(statistics.median(ours), 3),
         "p99": round(pct(ours, 0.99), 3),
         "floor_p50": round(statistics.median(floor_ms), 3),
@@ -642,6 +779,9 @@ async def bench() -> dict[str, Any]:
             log("setting the entry up through the config flow")
             result["setup_s"] = round(await setup_entry(hass, emu), 3)
             log(f"setup: {result['setup_s']} s")
+            log(f"phonebook: a vCard of {PHONEBOOK_CONTACTS} contacts")
+            result["phonebook"] = await measure_phonebook(hass, emu, config_dir)
+            log(f"phonebook: {result['phonebook']}")
             counter = BusCounter(hass)
             await floor.start(emu)
 
@@ -697,6 +837,7 @@ async def bench() -> dict[str, Any]:
     log(f"done in {time.perf_counter() - began:.1f} s")
     order = [
         "latency_ms",
+        "phonebook",
         "throughput",
         "parser",
         "reconnect",
