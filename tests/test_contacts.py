@@ -385,7 +385,7 @@ async def test_a_file_broken_while_home_assistant_was_off(
     """Setup goes on without the file's names; the issue says why."""
     hass.config.country = "RU"
     path = copy_to_config(hass, FILES / "three.vcf", "contacts.vcf")
-    path.write_bytes(b"BEGIN:VCARD\nFN Broken\nEND:VCARD\n")
+    path.write_bytes(b"BEGIN:VCARD\nFN:Broken\nTEL:1\nBEGIN:VCARD\n")
     config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
         config_entry, options={CONF_PHONEBOOK_FILE: "contacts.vcf"}
@@ -395,7 +395,9 @@ async def test_a_file_broken_while_home_assistant_was_off(
         DOMAIN, ISSUE.format(config_entry.entry_id)
     )
     assert issue is not None
-    assert issue.translation_placeholders["error"] == "line 2: a vCard line without “:”"
+    assert issue.translation_placeholders["error"] == (
+        "line 4: a card begins before the previous one ended"
+    )
     # Removing the file from the options clears it.
     result = await use_file(hass, config_entry, "")
     assert result["data"] == {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 180}
@@ -427,8 +429,41 @@ async def test_the_action_names_the_entry_it_cannot_use(
             blocking=True,
         )
     assert caught.value.translation_key == "entry_not_loaded"
-    # Without an entry: every loaded one (none now), no error.
-    await hass.services.async_call(DOMAIN, SERVICE_RELOAD_PHONEBOOK, {}, blocking=True)
+    # Without an entry: every loaded one; there is none.
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN, SERVICE_RELOAD_PHONEBOOK, {}, blocking=True
+        )
+    assert caught.value.translation_key == "no_loaded_entries"
+
+
+async def test_one_broken_file_does_not_stop_the_others(
+    hass: HomeAssistant, emulator: SpRecordEmulator, entry: MockConfigEntry
+) -> None:
+    """Two accounts, one file each; the first file is broken."""
+    emulator.accounts["second"] = "second-pbx"
+    other = MockConfigEntry(
+        domain=DOMAIN,
+        title="Second office",
+        data={"url": emulator.url, "api_key": "second"},
+        unique_id="second",
+    )
+    other.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(other.entry_id)
+    broken = copy_to_config(hass, FILES / "three.vcf", "first.vcf")
+    good = copy_to_config(hass, FILES / "three.vcf", "second.vcf")
+    await use_file(hass, entry, "first.vcf")
+    await use_file(hass, other, "second.vcf")
+    broken.write_text("BEGIN:VCARD\n")
+    good.write_text("BEGIN:VCARD\nFN:Changed\nTEL:+79161234567\nEND:VCARD\n")
+    with pytest.raises(HomeAssistantError):
+        await hass.services.async_call(
+            DOMAIN, SERVICE_RELOAD_PHONEBOOK, {}, blocking=True
+        )
+    phonebook = other.runtime_data.coordinator.phonebook
+    assert phonebook.name_for("+79161234567") == "Changed"
+    assert entry.runtime_data.coordinator.phonebook.name_for("+79161234567") == "Mum"
+    await hass.config_entries.async_unload(other.entry_id)
 
 
 async def test_names_and_contacts_are_redacted_in_diagnostics(
@@ -459,3 +494,14 @@ async def test_names_and_contacts_are_redacted_in_diagnostics(
         "file": "contacts.vcf",
         "file_error": None,
     }
+
+
+async def test_options_of_an_entry_that_is_not_loaded(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    """The file is checked; the entry reads it when it sets up."""
+    config_entry.add_to_hass(hass)  # not set up: e.g. the cloud unreachable
+    copy_to_config(hass, FILES / "three.vcf", "contacts.vcf")
+    result = await use_file(hass, config_entry, "contacts.vcf")
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert config_entry.options[CONF_PHONEBOOK_FILE] == "contacts.vcf"

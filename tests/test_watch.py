@@ -28,6 +28,7 @@ from custom_components.sprecord.api.watch import (
     TCP_KEEPCNT,
     TCP_KEEPIDLE,
     TCP_KEEPINTVL,
+    UNPROBED_SILENCE,
     SilenceWatch,
     enable_tcp_keepalive,
 )
@@ -64,11 +65,34 @@ def test_keepalives_teach_the_interval_and_a_few_missed_are_death() -> None:
     assert watch.limit == KEEPALIVE_MISSES * 15.0
     watch.chunk(116.0, keepalive=False)  # an event
     watch.chunk(131.0, keepalive=True)  # the server's idle timer restarted
-    assert watch.interval == 15.0
+    assert watch.interval == 16.0  # a gap with an event in it is longer
     assert watch.as_dict() == {
-        "keepalive_interval": 15.0,
-        "silence_limit": KEEPALIVE_MISSES * 15.0,
+        "keepalive_interval": 16.0,
+        "silence_limit": KEEPALIVE_MISSES * 16.0,
     }
+
+
+def test_busy_traffic_does_not_shorten_a_fixed_timers_interval() -> None:
+    """A server pinging every 30 s on a timer, events every 3 s between."""
+    watch = SilenceWatch()
+    watch.stream_opened()
+    now = 0.0
+    for _ in range(5):
+        watch.chunk(now, keepalive=True)
+        for _ in range(9):
+            now += 3.0
+            watch.chunk(now, keepalive=False)
+        now += 3.0
+    assert watch.interval == 30.0
+    assert watch.limit == KEEPALIVE_MISSES * 30.0
+
+
+def test_an_unprobed_socket_gets_a_shorter_quiet_limit() -> None:
+    watch = SilenceWatch()
+    watch.stream_opened(probed=False)
+    assert watch.limit == UNPROBED_SILENCE < QUIET_SILENCE
+    watch.stream_opened(probed=True)
+    assert watch.limit == QUIET_SILENCE
 
 
 def test_a_comment_sent_only_on_connect_teaches_nothing() -> None:

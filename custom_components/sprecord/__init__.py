@@ -42,6 +42,7 @@ from .coordinator import (
     SpRecordRuntimeData,
     async_remove_line_devices,
 )
+from .phonebook import load_number_metadata
 from .services import async_setup_services
 from .storage import SpRecordStore
 from .webhook import (
@@ -56,8 +57,14 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, _config: ConfigType) -> bool:
-    """Register the integration's actions (they exist without an entry)."""
+    """Register the integration's actions (they exist without an entry).
+
+    The number metadata of every country is loaded here, in the executor:
+    `phonenumbers` would otherwise read a country's file from disk in the
+    event loop the first time a number of that country is seen.
+    """
     async_setup_services(hass)
+    await hass.async_add_executor_job(load_number_metadata)
     return True
 
 
@@ -94,9 +101,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
         ),
         transport=transport,
     )
+    entry.async_on_unload(coordinator.phonebook.async_follow_ui())
     await store.async_restore(coordinator)
     await coordinator.phonebook.async_load_file()
-    entry.async_on_unload(coordinator.phonebook.async_follow_ui())
     # Webhook-only mode proves the key with the stream's headers, then closes it.
     await coordinator.async_connect(keep_open=transport != TRANSPORT_WEBHOOK)
     entry.async_on_unload(coordinator.async_shutdown)

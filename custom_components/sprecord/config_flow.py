@@ -61,7 +61,7 @@ from .const import (
     TRANSPORT_SSE,
     TRANSPORTS,
 )
-from .contacts import async_describe_error, phonebook_path
+from .contacts import async_describe_error
 from .coordinator import SpRecordConfigEntry
 from .phonebook import (
     LoadedPhonebook,
@@ -337,7 +337,8 @@ class SpRecordOptionsFlow(OptionsFlowBase):
                 try:
                     loaded = await self.hass.async_add_executor_job(
                         read_phonebook_file,
-                        phonebook_path(self.hass, file_name),
+                        self.hass.config.config_dir,
+                        file_name,
                         self.hass.config.country,
                     )
                 except PhonebookError as err:

@@ -12,13 +12,13 @@ already loaded stay.
 
 from __future__ import annotations
 
-from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import (
     SIGNAL_CONFIG_ENTRY_CHANGED,
     ConfigEntry,
     ConfigEntryChange,
+    ConfigEntryState,
 )
 from homeassistant.const import CONF_NAME
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -45,18 +45,6 @@ from .phonebook import (
 
 if TYPE_CHECKING:
     from .coordinator import SpRecordConfigEntry
-
-
-def phonebook_path(hass: HomeAssistant, name: str) -> Path:
-    """Return the path of a file named relative to the configuration folder.
-
-    Raises `PhonebookError` for a name that leaves the folder (absolute, or
-    with `..`).
-    """
-    relative = PurePath(name.strip())
-    if not relative.parts or relative.is_absolute() or ".." in relative.parts:
-        raise PhonebookError(0, "outside_config")
-    return Path(hass.config.config_dir, relative)
 
 
 async def async_describe_error(hass: HomeAssistant, err: PhonebookError) -> str:
@@ -96,7 +84,6 @@ class EntryPhonebook:
         self.file_error: str | None = None
         """What is wrong with the file, when its last reading failed."""
         self._ui: list[Contact] = []
-        self._update_ui()
 
     @property
     def issue_id(self) -> str:
@@ -136,11 +123,15 @@ class EntryPhonebook:
             self._clear_issue()
             return
         try:
-            path = phonebook_path(self.hass, self.file_name)
             loaded = await self.hass.async_add_executor_job(
-                read_phonebook_file, path, self.phonebook.keys.region
+                read_phonebook_file,
+                self.hass.config.config_dir,
+                self.file_name,
+                self.phonebook.keys.region,
             )
         except PhonebookError as err:
+            if not self._current():
+                return
             self.file_error = await async_describe_error(self.hass, err)
             LOGGER.warning("The phonebook %s cannot be read: %s", self.file_name, err)
             ir.async_create_issue(
@@ -165,7 +156,15 @@ class EntryPhonebook:
                     },
                 ) from err
             return
-        self.async_set_file(loaded)
+        if self._current():
+            self.async_set_file(loaded)
+
+    def _current(self) -> bool:
+        """Tell whether the entry still runs (a read may outlast it)."""
+        return self.entry.state in (
+            ConfigEntryState.LOADED,
+            ConfigEntryState.SETUP_IN_PROGRESS,
+        )
 
     @callback
     def async_set_file(self, loaded: LoadedPhonebook | None) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 import csv
 from dataclasses import dataclass
 import io
-from pathlib import Path
+from pathlib import Path, PurePath
 import quopri
 import re
 
@@ -37,11 +37,13 @@ VCARD_SUFFIXES = (".vcf", ".vcard")
 CSV_SUFFIXES = (".csv",)
 
 _DIGITS = re.compile(r"\d+")
+_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 _SPACES = re.compile(r"\s+")
 
 
 REASONS: dict[str, str] = {
     "not_found": "file not found",
+    "not_a_file": "not a regular file",
     "unreadable": "the file cannot be read",
     "too_large": "the file is larger than 16 MB",
     "wrong_type": "not a .vcf or .csv file",
@@ -50,12 +52,10 @@ REASONS: dict[str, str] = {
     "vcard_nested": "a card begins before the previous one ended",
     "vcard_unended": "a card that begins here does not end",
     "vcard_end_without_begin": "END:VCARD without BEGIN:VCARD",
-    "vcard_no_colon": "a vCard line without ':'",
-    "vcard_no_property": "a vCard line without a property name",
     "csv_empty": "the file is empty",
     "csv_no_name_column": "no name column in the header (e.g. Name)",
     "csv_no_phone_column": "no phone column in the header (e.g. Phone)",
-    "csv_fields": "more fields than the header has",
+    "csv_fields": "more filled fields than the header has",
     "csv_invalid": "not valid CSV (e.g. a quote not closed)",
 }
 """What each error code means, in English (for logs; the UI translates the
@@ -126,14 +126,18 @@ class NumberKeys:
         if not international and len(digits) <= EXTENSION_DIGITS:
             return f"ext:{digits}"
         try:
-            parsed = phonenumbers.parse(
-                f"+{digits}" if international else number, self.region
-            )
+            # As written: phonenumbers strips an extension ("x123", "доб. 5").
+            parsed = phonenumbers.parse(number, self.region)
         except phonenumbers.NumberParseException:
             return f"raw:{digits}"
         if not phonenumbers.is_possible_number(parsed):
             return f"raw:{digits}"
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def load_number_metadata() -> None:
+    """Load the numbering plans of every country (blocking: disk reads)."""
+    phonenumbers.PhoneMetadata.load_all()
 
 
 def build_index(
@@ -213,17 +217,39 @@ class LoadedPhonebook:
     skipped: int
 
 
-def read_phonebook_file(path: Path, region: str | None) -> LoadedPhonebook:
+def phonebook_path(config_dir: str | Path, name: str) -> Path:
+    """Return the path of a file named relative to the configuration folder.
+
+    Raises `PhonebookError` for a name that leaves the folder (absolute, or
+    with `..`). Lexical only: `read_phonebook_file()` checks the real path.
+    """
+    relative = PurePath(name.strip())
+    if not relative.parts or relative.is_absolute() or ".." in relative.parts:
+        raise PhonebookError(0, "outside_config")
+    return Path(config_dir, relative)
+
+
+def read_phonebook_file(
+    config_dir: str | Path, name: str, region: str | None
+) -> LoadedPhonebook:
     """Read and index a vCard or CSV file (blocking: run it in the executor).
 
-    Raises `PhonebookError` for a file that is missing, too large, of another
-    kind, or broken (naming the line).
+    `name` is relative to `config_dir`; a link that leads out of the folder
+    is refused, as is anything but a regular file (a FIFO would block the
+    reading thread). Raises `PhonebookError` for a file that is missing, too
+    large, of another kind, or broken (naming the line).
     """
+    path = phonebook_path(config_dir, name)
     suffix = path.suffix.lower()
     if suffix not in VCARD_SUFFIXES + CSV_SUFFIXES:
         raise PhonebookError(0, "wrong_type")
     try:
-        with path.open("rb") as file:
+        real = path.resolve(strict=True)
+        if not real.is_relative_to(Path(config_dir).resolve()):
+            raise PhonebookError(0, "outside_config")
+        if not real.is_file():
+            raise PhonebookError(0, "not_a_file")
+        with real.open("rb") as file:
             data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError as err:
         raise PhonebookError(0, "not_found") from err
@@ -238,11 +264,13 @@ def read_phonebook_file(path: Path, region: str | None) -> LoadedPhonebook:
 
 
 def decode(data: bytes) -> str:
-    """Return a file's text: UTF-8 (with or without BOM), else Windows-1251.
+    """Return a file's text: UTF-16 with a BOM, UTF-8, else Windows-1251.
 
     Russian Excel saves CSV in Windows-1251; every byte decodes there, so
     the fallback never fails.
     """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", "replace")  # Outlook's "Unicode" CSV
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -271,7 +299,9 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """
     current: str | None = None
     start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Only CR, LF and CRLF end a line (`str.splitlines()` would also split
+    # at U+2028 or a form feed inside a note).
+    for number, raw in enumerate(_LINE_BREAKS.split(text), start=1):
         if current is not None and raw[:1] in (" ", "\t"):
             current += raw[1:]
             continue
@@ -289,8 +319,12 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
         yield start, current
 
 
-def _split_property(line_number: int, line: str) -> _Property:
-    """Split `[group.]NAME;PARAM=VALUE:value`."""
+def _split_property(line_number: int, line: str) -> _Property | None:
+    """Split `[group.]NAME;PARAM=VALUE:value`; None for a line that is not one.
+
+    Exporters write lines no reader needs (an unindented line of a vCard 2.1
+    photo, a stray word): they are skipped, not fatal.
+    """
     in_quotes = False
     for position, char in enumerate(line):
         if char == '"':
@@ -299,11 +333,11 @@ def _split_property(line_number: int, line: str) -> _Property:
             head, value = line[:position], line[position + 1 :]
             break
     else:
-        raise PhonebookError(line_number, "vcard_no_colon")
+        return None
     name, *raw_params = head.split(";")
     name = name.rsplit(".", 1)[-1].strip().upper()  # drop an `item1.` group
     if not name:
-        raise PhonebookError(line_number, "vcard_no_property")
+        return None
     params: dict[str, list[str]] = {}
     for param in raw_params:
         key, sep, values = param.partition("=")
@@ -321,13 +355,14 @@ def _decoded_value(prop: _Property) -> str:
     value = prop.value
     encoding = [e.upper() for e in prop.params.get("ENCODING", [])]
     if "QUOTED-PRINTABLE" in encoding:
-        charset = (prop.params.get("CHARSET") or ["utf-8"])[0]
+        raw = quopri.decodestring(value.encode("utf-8", "replace"))
+        charset = (prop.params.get("CHARSET") or [""])[0]
         try:
             codecs.lookup(charset)
         except LookupError:
-            charset = "utf-8"
-        raw = quopri.decodestring(value.encode("utf-8", "replace"))
-        value = raw.decode(charset, "replace")
+            value = decode(raw)  # no charset, or one Python lacks
+        else:
+            value = raw.decode(charset, "replace")
     return (
         value.replace("\\n", " ")
         .replace("\\N", " ")
@@ -403,10 +438,13 @@ def parse_vcard(text: str) -> list[Contact]:  # noqa: C901
             card = None
         elif card is None:
             raise PhonebookError(number, "vcard_outside")
-        else:
-            prop = _split_property(number, line)
-            if prop.name in ("FN", "N", "ORG", "TEL"):
-                card.append(prop)
+        elif (prop := _split_property(number, line)) is not None and prop.name in (
+            "FN",
+            "N",
+            "ORG",
+            "TEL",
+        ):
+            card.append(prop)
     if card is not None:
         raise PhonebookError(began, "vcard_unended")
     return contacts
@@ -430,45 +468,76 @@ _NAME_HEADERS = (
     "контакт",
     "название",
 )
-_GIVEN_HEADERS = ("first name", "given name", "имя")
+_GIVEN_HEADERS = ("first name", "given name", "middle name", "имя", "отчество")
 _FAMILY_HEADERS = ("last name", "family name", "фамилия")
-_PHONE_WORDS = ("phone", "mobile", "number", "tel", "телефон", "мобильный", "номер")
-_NOT_PHONE_WORDS = ("type", "label", "тип")
+_COMPANY_HEADERS = (
+    "organization name",
+    "organization 1 - name",
+    "company",
+    "организация",
+    "компания",
+)
+_PHONE_WORDS = frozenset(
+    {"phone", "telephone", "mobile", "cell", "tel", "телефон", "мобильный", "тел"}
+)
+_PHONE_TITLES = frozenset({"number", "номер", "phone number", "номер телефона"})
+_NOT_PHONE_WORDS = frozenset({"type", "label", "тип"})
 
 
-def _columns(header: list[str]) -> tuple[list[int], list[int], list[int], list[int]]:
-    """Return the columns of names, given names, family names and numbers."""
-    names, given, family, phones = [], [], [], []
+@dataclass(slots=True)
+class _Columns:
+    """Which columns of a CSV file hold what."""
+
+    names: list[int]
+    name_parts: list[int]
+    companies: list[int]
+    phones: list[int]
+
+
+def _columns(header: list[str]) -> _Columns:
+    """Return the columns of names, name parts, companies and numbers.
+
+    A phone column is one whose title has a phone word in it (`Phone 1 -
+    Value`, `Mobile Phone`, `Телефон`), not a type or label column, nor
+    a word that merely contains one (`Phonetic Last Name`, `ID Number`).
+    """
+    columns = _Columns([], [], [], [])
     for column, raw in enumerate(header):
         title = clean_name(raw).lower()
+        words = set(re.findall(r"\w+", title))
         if title in _NAME_HEADERS:
-            names.append(column)
-        elif title in _GIVEN_HEADERS:
-            given.append(column)
-        elif title in _FAMILY_HEADERS:
-            family.append(column)
-        elif any(w in title for w in _PHONE_WORDS) and not any(
-            w in title for w in _NOT_PHONE_WORDS
+            columns.names.append(column)
+        elif title in _GIVEN_HEADERS or title in _FAMILY_HEADERS:
+            columns.name_parts.append(column)
+        elif title in _COMPANY_HEADERS:
+            columns.companies.append(column)
+        elif (words & _PHONE_WORDS or title in _PHONE_TITLES) and not (
+            words & _NOT_PHONE_WORDS
         ):
-            phones.append(column)
-    return names, given, family, phones
-
-
-def _row_contact(
-    row: list[str], names: list[int], name_parts: list[int], phones: list[int]
-) -> Contact | None:
-    """Return the contact of a CSV row; None without a name or a number."""
-
-    def cell(column: int) -> str:
-        return row[column] if column < len(row) else ""
-
-    name = clean_name(" ".join(cell(c) for c in names)) or clean_name(
-        " ".join(cell(c) for c in name_parts)
+            columns.phones.append(column)
+    # Family name after the given one, whatever the file's order.
+    columns.name_parts.sort(
+        key=lambda c: clean_name(header[c]).lower() in _FAMILY_HEADERS
     )
+    return columns
+
+
+def _row_contact(row: list[str], columns: _Columns) -> Contact | None:
+    """Return the contact of a CSV row; None without a name or a number.
+
+    The name is the name column's, else the name parts', else the company's.
+    """
+
+    def joined(indexes: list[int]) -> str:
+        return clean_name(" ".join(row[c] for c in indexes if c < len(row)))
+
+    name = joined(columns.names) or joined(columns.name_parts)
+    name = name or joined(columns.companies)
     numbers = tuple(
         number.strip()
-        for column in phones
-        for number in re.split(r":::|\n", cell(column))
+        for column in columns.phones
+        if column < len(row)
+        for number in re.split(r":::|\n", row[column])
         if number.strip()
     )
     return Contact(name, numbers) if name and numbers else None
@@ -482,22 +551,24 @@ def parse_csv(text: str) -> list[Contact]:
     Google, Outlook and Excel export them). `,`, `;` and tabs separate.
     """
     first_line = text.split("\n", 1)[0]
-    delimiter = max((",", ";", "\t"), key=first_line.count)
+    # `;` first: Excel's separator where `,` is the decimal comma wins a tie.
+    delimiter = max((";", "\t", ","), key=first_line.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
         if header is None:
             raise PhonebookError(1, "csv_empty")
-        names, given, family, phones = _columns(header)
-        if not (names or given or family):
+        columns = _columns(header)
+        if not (columns.names or columns.name_parts or columns.companies):
             raise PhonebookError(1, "csv_no_name_column")
-        if not phones:
+        if not columns.phones:
             raise PhonebookError(1, "csv_no_phone_column")
         contacts: list[Contact] = []
         for row in reader:
-            if len(row) > len(header):
+            if any(cell.strip() for cell in row[len(header) :]):
+                # A trailing separator is harmless; a shifted row is not.
                 raise PhonebookError(reader.line_num, "csv_fields")
-            if contact := _row_contact(row, names, given + family, phones):
+            if contact := _row_contact(row, columns):
                 contacts.append(contact)
     except csv.Error as err:
         raise PhonebookError(reader.line_num, "csv_invalid") from err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, callback
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import voluptuous as vol
 
 from .const import DOMAIN, SERVICE_RELOAD_PHONEBOOK
@@ -22,7 +22,12 @@ def _loaded_entries(
     entry_id = call.data.get(ATTR_CONFIG_ENTRY_ID)
     entries: list[SpRecordConfigEntry] = hass.config_entries.async_entries(DOMAIN)
     if entry_id is None:
-        return [e for e in entries if e.state is ConfigEntryState.LOADED]
+        loaded = [e for e in entries if e.state is ConfigEntryState.LOADED]
+        if not loaded:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="no_loaded_entries"
+            )
+        return loaded
     entry = next((e for e in entries if e.entry_id == entry_id), None)
     if entry is None:
         raise ServiceValidationError(
@@ -45,10 +50,17 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
     async def reload_phonebook(call: ServiceCall) -> None:
         """Read the phonebook file again; a broken one keeps the old names."""
+        failed: HomeAssistantError | None = None
         for entry in _loaded_entries(hass, call):
-            await entry.runtime_data.coordinator.phonebook.async_load_file(
-                raise_errors=True
-            )
+            # One broken file does not keep the other entries' from being read.
+            try:
+                await entry.runtime_data.coordinator.phonebook.async_load_file(
+                    raise_errors=True
+                )
+            except HomeAssistantError as err:
+                failed = failed or err
+        if failed is not None:
+            raise failed
 
     hass.services.async_register(
         DOMAIN,

@@ -301,9 +301,6 @@ class EventStream:
         self._parser = SSEParser(last_event_id=last_event_id)
         self._pending: deque[SSEEvent] = deque()
         self._loop = asyncio.get_running_loop()
-        self.watch = watch or SilenceWatch()
-        """Times each read: see `SilenceWatch`."""
-        self.watch.stream_opened()
         connection = response.connection
         self.tcp_keepalive = enable_tcp_keepalive(
             connection.transport.get_extra_info("socket")
@@ -311,6 +308,9 @@ class EventStream:
             else None
         )
         """Whether the kernel probes the peer of this quiet stream."""
+        self.watch = watch or SilenceWatch()
+        """Times each read: see `SilenceWatch`."""
+        self.watch.stream_opened(probed=self.tcp_keepalive)
         self.event_id = ""
         """The SSE id of the event last returned ("" when the server gave none)."""
         self.bytes_received = 0

@@ -21,6 +21,9 @@ MIN_SILENCE = 30.0
 """Least silence taken for dead, whatever interval the server keeps."""
 QUIET_SILENCE = 2 * 3600.0
 """Silence taken for dead from a server that was never seen to keep alive."""
+UNPROBED_SILENCE = 15 * 60.0
+"""The same, on a socket the kernel does not probe (no TCP keepalive): no
+one else would notice a vanished peer."""
 SAMPLES = 8
 """Recent keep-alive gaps the interval is taken from (their maximum)."""
 
@@ -37,15 +40,14 @@ class SilenceWatch:
     """Learns the server's keep-alive interval and sets the read timeout.
 
     One watch serves the client's successive streams, so what one stream
-    taught holds for the next. The interval is taken from gaps *between*
-    keep-alives (the silence before a chunk that was only a keep-alive, when
-    an earlier chunk came on the same stream): a single comment the server
-    sends on connect teaches nothing. A stream that timed out makes the watch
+    taught holds for the next. The interval is taken from the gaps between
+    keep-alives on one stream: a single comment the server sends on connect
+    teaches nothing. A stream that timed out makes the watch
     forget, so a server that stopped sending keep-alives is not torn down
     every few intervals for ever.
     """
 
-    __slots__ = ("_gaps", "_last_chunk", "floor", "misses", "quiet_limit")
+    __slots__ = ("_gaps", "_last_keepalive", "floor", "misses", "probed", "quiet_limit")
 
     def __init__(
         self,
@@ -59,7 +61,9 @@ class SilenceWatch:
         self.misses = misses
         self.floor = floor
         self._gaps: deque[float] = deque(maxlen=SAMPLES)
-        self._last_chunk: float | None = None
+        self._last_keepalive: float | None = None
+        self.probed = True
+        """Whether the kernel probes the current stream's peer."""
 
     @property
     def interval(self) -> float | None:
@@ -69,20 +73,31 @@ class SilenceWatch:
     @property
     def limit(self) -> float:
         """Return how long the stream may stay silent, in seconds."""
+        quiet = (
+            self.quiet_limit if self.probed else min(self.quiet_limit, UNPROBED_SILENCE)
+        )
         interval = self.interval
         if interval is None:
-            return self.quiet_limit
-        return min(max(self.misses * interval, self.floor), self.quiet_limit)
+            return quiet
+        return min(max(self.misses * interval, self.floor), quiet)
 
-    def stream_opened(self) -> None:
+    def stream_opened(self, *, probed: bool = True) -> None:
         """Note a new stream: gaps are measured within one stream only."""
-        self._last_chunk = None
+        self._last_keepalive = None
+        self.probed = probed
 
     def chunk(self, now: float, *, keepalive: bool) -> None:
-        """Note a chunk read at `now`; `keepalive` when it held nothing else."""
-        if keepalive and self._last_chunk is not None:
-            self._gaps.append(now - self._last_chunk)
-        self._last_chunk = now
+        """Note a chunk read at `now`; `keepalive` when it held nothing else.
+
+        Only keep-alive to keep-alive gaps count: events in between can only
+        make a gap longer than the server's interval (the safe side), never
+        shorter, whether the server keeps its timer or restarts it on writes.
+        """
+        if not keepalive:
+            return
+        if self._last_keepalive is not None:
+            self._gaps.append(now - self._last_keepalive)
+        self._last_keepalive = now
 
     def timed_out(self) -> None:
         """Forget the interval: the server may have stopped keeping alive."""
