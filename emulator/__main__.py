@@ -6,6 +6,12 @@ python -m emulator --port 8099 --api-key demo --scenario office
 has `--device-id`, the others made-up ids, the same on every run (see
 `make_device_id`), and a scenario spreads its traffic over them. Every other
 key has one PBX with a made-up id. The PBXs of each key are printed at start.
+
+`--autodial-port PORT` also serves the PBX's local auto-dial API (see
+`autodial.py`) on that port of the same host, the vendor's being 9000; each
+call then takes `--autodial-step` seconds. It is off by default (0): the cloud
+emulator alone binds one port, so runs side by side do not collide on a fixed
+second one.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import itertools
 import logging
 import signal
 
+from .autodial import AutoDialEmulator
 from .scenarios import SCENARIOS
 from .server import (
     DEFAULT_DEVICE_ID,
@@ -31,6 +38,22 @@ def _positive(text: str) -> int:
     number = int(text)
     if number < 1:
         raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
+def _port_or_off(text: str) -> int:
+    """Parse a port argument where 0 means off."""
+    number = int(text)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError("must be 0 (off) or a port 1..65535")
+    return number
+
+
+def _seconds(text: str) -> float:
+    """Parse a non-negative number of seconds."""
+    number = float(text)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more seconds")
     return number
 
 
@@ -87,6 +110,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--openapi", action="store_true", help="serve /openapi.json declaring it"
     )
+    parser.add_argument(
+        "--autodial-port",
+        type=_port_or_off,
+        default=0,
+        metavar="PORT",
+        help="also serve the PBX's local auto-dial API on this port "
+        "(the vendor's is 9000; default 0: off)",
+    )
+    parser.add_argument(
+        "--autodial-step",
+        type=_seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds one auto-dial call takes (default: 2)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests")
     return parser
 
@@ -113,6 +151,14 @@ async def _serve(args: argparse.Namespace) -> None:
     print(f"SpRecord emulator on {url} (keys: {', '.join(keys)})", flush=True)
     for key, pbxs in emulator.all_pbxs().items():
         print(f"  key {key}: PBX {', PBX '.join(pbxs)}", flush=True)
+    autodial: AutoDialEmulator | None = None
+    if args.autodial_port:
+        autodial = AutoDialEmulator(step=args.autodial_step)
+        autodial_url = await autodial.start(args.host, args.autodial_port)
+        tasks = ", ".join(
+            f"{t['name']} (id {t['id']})" for t in autodial.state()["tasks"]
+        )
+        print(f"auto-dial API on {autodial_url} (tasks: {tasks})", flush=True)
     if args.scenario:
         emulator.play(args.scenario, speed=args.speed, seed=args.seed)
         print(f"playing scenario {args.scenario!r} at speed {args.speed:g}", flush=True)
@@ -124,6 +170,8 @@ async def _serve(args: argparse.Namespace) -> None:
     try:
         await stop.wait()
     finally:
+        if autodial is not None:
+            await autodial.stop()
         await emulator.stop()
 
 

@@ -1,10 +1,22 @@
-"""Client library for the SpRecord MiniPBX cloud event API.
+"""Client library for the SpRecord MiniPBX: cloud events, local auto-dial.
 
 asyncio and aiohttp only: nothing here imports Home Assistant, so the package
 can be published on its own as it stands.
 """
 
 from .auth import BEARER, CANDIDATES, AuthScheme, scheme_from_openapi
+from .autodial import (
+    AutoDialAlreadyRunning,
+    AutoDialClient,
+    AutoDialCommand,
+    AutoDialError,
+    AutoDialNotFound,
+    AutoDialUnreachable,
+    AutoDialWrongState,
+    NumberResult,
+    TaskState,
+    TaskStatus,
+)
 from .client import (
     EventStream,
     SpRecordClient,
@@ -46,12 +58,20 @@ __all__ = [
     "AnswerElsewhereEvent",
     "AuthScheme",
     "AuthenticationError",
+    "AutoDialAlreadyRunning",
+    "AutoDialClient",
+    "AutoDialCommand",
+    "AutoDialError",
+    "AutoDialNotFound",
+    "AutoDialUnreachable",
+    "AutoDialWrongState",
     "CallEndEvent",
     "CallEvent",
     "EventStream",
     "EventType",
     "IncomingCallEvent",
     "IncomingSmsEvent",
+    "NumberResult",
     "OutgoingCallEvent",
     "ProtocolError",
     "RecordCallStatus",
@@ -65,6 +85,8 @@ __all__ = [
     "StartTalkEvent",
     "StartupEvent",
     "SubscriptionSettings",
+    "TaskState",
+    "TaskStatus",
     "TooManyConnectionsError",
     "UnknownEvent",
     "VerificationEvent",
