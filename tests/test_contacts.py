@@ -335,10 +335,9 @@ async def test_the_issue_is_in_the_users_language(
         },
     )
     assert result["errors"] == {CONF_PHONEBOOK_FILE: "phonebook_invalid"}
-    assert result["description_placeholders"] == {
-        "phonebook_error": "строка 1: в заголовке нет столбца с именем "
-        "(например, Name или Имя)"
-    }
+    assert result["description_placeholders"]["phonebook_error"] == (
+        "строка 1: в заголовке нет столбца с именем (например, Name или Имя)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -356,7 +355,7 @@ async def test_the_options_check_the_file(
     result = await use_file(hass, entry, name)
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_PHONEBOOK_FILE: "phonebook_invalid"}
-    assert result["description_placeholders"] == {"phonebook_error": error}
+    assert result["description_placeholders"]["phonebook_error"] == error
     assert CONF_PHONEBOOK_FILE not in entry.options
 
 

@@ -68,8 +68,8 @@ def test_repository_passes(capsys: pytest.CaptureFixture[str]) -> None:
 def test_platform_translation_keys_are_found() -> None:
     keys = validate.entity_translation_keys(COMPONENT)
     assert keys["binary_sensor"] == {"connected"}
-    assert keys["event"] == {"call", "sms", "pbx"}
-    assert {"call_state", "line_state", "last_sms"} <= keys["sensor"]
+    assert keys["event"] == {"call", "sms", "pbx", "auto_dial"}
+    assert {"call_state", "line_state", "last_sms", "auto_dial"} <= keys["sensor"]
 
 
 def test_cloud_attributes_are_collected() -> None:

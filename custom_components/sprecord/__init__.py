@@ -25,9 +25,12 @@ from homeassistant.helpers.typing import ConfigType
 
 from . import coordinator as coordinator_module
 from .api import BEARER, AuthScheme, ProtocolError, SpRecordClient
+from .api.autodial import AutoDialClient
+from .autodial import PbxAutoDial, parse_address
 from .compat import NEEDS_OPTIONS_LISTENER
 from .const import (
     CONF_AUTH_SCHEME,
+    CONF_AUTODIAL,
     CONF_CALL_TIMEOUT,
     CONF_TRANSPORT,
     DEFAULT_CALL_TIMEOUT_MINUTES,
@@ -110,6 +113,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
 
     for pbx in coordinator.all_pbxs:
         coordinator.async_register_device(pbx)
+    _add_autodialers(hass, entry, coordinator)
     entry.runtime_data = SpRecordRuntimeData(client=client, coordinator=coordinator)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     if transport != TRANSPORT_WEBHOOK:
@@ -135,6 +139,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
     if NEEDS_OPTIONS_LISTENER:
         entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
+
+
+def _add_autodialers(
+    hass: HomeAssistant, entry: SpRecordConfigEntry, coordinator: SpRecordCoordinator
+) -> None:
+    """Give each PBX whose local address is set its auto-dialer."""
+    addresses: dict[str, str] = entry.options.get(CONF_AUTODIAL) or {}
+    session = async_get_clientsession(hass)
+    for pbx in coordinator.all_pbxs:
+        if address := addresses.get(pbx.unique_prefix):
+            host, port = parse_address(address)
+            coordinator.autodial[pbx.unique_prefix] = PbxAutoDial(
+                hass, entry, pbx, AutoDialClient(session, host, port)
+            )
 
 
 async def _async_options_updated(

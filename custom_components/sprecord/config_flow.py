@@ -20,6 +20,7 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_API_KEY, CONF_NAME, CONF_URL, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import section
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
     NumberSelector,
@@ -45,10 +46,13 @@ from .api import (
     TooManyConnectionsError,
     normalize_base_url,
 )
+from .api.autodial import AutoDialClient, AutoDialError
+from .autodial import parse_address
 from .compat import OptionsFlowBase
 from .const import (
     AUTH_AUTO,
     CONF_AUTH_SCHEME,
+    CONF_AUTODIAL,
     CONF_CALL_TIMEOUT,
     CONF_NUMBERS,
     CONF_PHONEBOOK_FILE,
@@ -63,6 +67,7 @@ from .const import (
 )
 from .contacts import async_describe_error
 from .coordinator import SpRecordConfigEntry
+from .pbx import LINE_MARK
 from .phonebook import (
     LoadedPhonebook,
     NumberKeys,
@@ -85,6 +90,8 @@ USER_SCHEMA = vol.Schema(
     }
 )
 ADVANCED = "advanced"
+AUTODIAL_SECTION = "local_autodial"
+"""Options: a collapsed section, one local auto-dial address per PBX."""
 RECONFIGURE_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_URL): _URL,
@@ -324,9 +331,13 @@ class SpRecordOptionsFlow(OptionsFlowBase):
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Ask how events arrive, how long a call may last, the phonebook file."""
+        """Ask how events arrive, how long a call may last, the phonebook file.
+
+        A collapsed section holds each PBX's local auto-dial address.
+        """
         errors: dict[str, str] = {}
-        placeholders = {"phonebook_error": ""}
+        placeholders = {"phonebook_error": "", "pbx": "", "address": ""}
+        pbxs = self._pbx_devices()
         if user_input is not None:
             transport = user_input[CONF_TRANSPORT]
             file_name = str(user_input.get(CONF_PHONEBOOK_FILE) or "").strip()
@@ -346,6 +357,11 @@ class SpRecordOptionsFlow(OptionsFlowBase):
                     placeholders["phonebook_error"] = await async_describe_error(
                         self.hass, err
                     )
+            addresses: dict[str, str] = {}
+            if not errors:
+                addresses = await self._check_addresses(
+                    pbxs, user_input.get(AUTODIAL_SECTION) or {}, errors, placeholders
+                )
             if not errors:
                 self._apply_phonebook(file_name, loaded)
                 options: dict[str, Any] = {
@@ -354,15 +370,85 @@ class SpRecordOptionsFlow(OptionsFlowBase):
                 }
                 if file_name:
                     options[CONF_PHONEBOOK_FILE] = file_name
+                if addresses:
+                    options[CONF_AUTODIAL] = addresses
                 return self.async_create_entry(data=options)
+        schema = OPTIONS_SCHEMA
+        if pbxs:
+            schema = schema.extend(
+                {
+                    vol.Optional(AUTODIAL_SECTION): section(
+                        vol.Schema(
+                            {vol.Optional(label): TextSelector() for label in pbxs}
+                        ),
+                        {"collapsed": True},
+                    )
+                }
+            )
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
-                OPTIONS_SCHEMA, user_input or self.config_entry.options
+                schema, user_input or self._suggested(pbxs)
             ),
             errors=errors,
             description_placeholders=placeholders,
         )
+
+    def _pbx_devices(self) -> dict[str, str]:
+        """Return the entry's PBXs: the name the user sees -> `unique_prefix`."""
+        registry = dr.async_get(self.hass)
+        pbxs: dict[str, str] = {}
+        for device in dr.async_entries_for_config_entry(
+            registry, self.config_entry.entry_id
+        ):
+            for domain, value in device.identifiers:
+                if domain != DOMAIN or LINE_MARK in value:
+                    continue
+                label = device.name_by_user or device.name or value
+                if label in pbxs:
+                    label = f"{label} ({len(pbxs) + 1})"
+                pbxs[label] = value
+        return pbxs
+
+    def _suggested(self, pbxs: dict[str, str]) -> dict[str, Any]:
+        """Return the saved options as the form's suggested values."""
+        options = dict(self.config_entry.options)
+        saved: dict[str, str] = options.pop(CONF_AUTODIAL, None) or {}
+        by_label = {label: saved[p] for label, p in pbxs.items() if p in saved}
+        return {**options, AUTODIAL_SECTION: by_label}
+
+    async def _check_addresses(
+        self,
+        pbxs: dict[str, str],
+        given: dict[str, Any],
+        errors: dict[str, str],
+        placeholders: dict[str, str],
+    ) -> dict[str, str]:
+        """Check that each address given answers as the auto-dial API.
+
+        Return `unique_prefix` -> address; an error names the PBX at fault.
+        """
+        addresses: dict[str, str] = {}
+        session = async_get_clientsession(self.hass)
+        for label, prefix in pbxs.items():
+            address = str(given.get(label) or "").strip()
+            if not address:
+                continue
+            placeholders.update(pbx=label, address=address)
+            try:
+                host, port = parse_address(address)
+            except ValueError:
+                errors["base"] = "autodial_invalid_address"
+                return {}
+            try:
+                await AutoDialClient(
+                    session, host, port, timeout=VALIDATE_TIMEOUT
+                ).check()
+            except AutoDialError:
+                errors["base"] = "autodial_unreachable"
+                return {}
+            addresses[prefix] = address
+        return addresses
 
     def _apply_phonebook(self, file_name: str, loaded: LoadedPhonebook | None) -> None:
         """Hand the file just read to the running entry.

@@ -49,6 +49,7 @@ from .dedupe import RecentEvents, SeenStreamIds
 from .pbx import LINE_MARK, TOPIC_LINK, Pbx, pbx_device_info
 
 if TYPE_CHECKING:
+    from .autodial import PbxAutoDial
     from .storage import SpRecordStore
     from .webhook import WebhookTransport
 
@@ -177,6 +178,8 @@ class SpRecordCoordinator:
         self._stream_ids = SeenStreamIds()
         """A server resuming at-least-once sends handled events again."""
         self.stats = LinkStats()
+        self.autodial: dict[str, PbxAutoDial] = {}
+        """Auto-dialers by their PBX's `unique_prefix` (PBXs with an address)."""
         self.phonebook = EntryPhonebook(hass, entry)
         """Names for numbers (the UI's contacts and the options' file)."""
         self.primary = Pbx(

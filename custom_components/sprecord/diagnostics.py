@@ -9,7 +9,13 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_CLOUDHOOK_URL, CONF_DEVICE_ID, CONF_HOOK_URL, CONF_NUMBERS
+from .const import (
+    CONF_AUTODIAL,
+    CONF_CLOUDHOOK_URL,
+    CONF_DEVICE_ID,
+    CONF_HOOK_URL,
+    CONF_NUMBERS,
+)
 from .coordinator import SpRecordConfigEntry
 from .pbx import Pbx
 
@@ -32,6 +38,8 @@ TO_REDACT = {
     "sms_src",
     "number",
     CONF_NUMBERS,
+    # local addresses of the auto-dial API (no password protects it)
+    CONF_AUTODIAL,
     # names from the phonebook
     "caller_name",
     "called_name",
@@ -58,6 +66,7 @@ async def async_get_config_entry_diagnostics(
                 ),
             },
             "phonebook": coordinator.phonebook.as_dict(),
+            "autodial_pbxs": len(coordinator.autodial),
             "transport": coordinator.transport,
             "webhook": None
             if hook is None

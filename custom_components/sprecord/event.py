@@ -22,6 +22,7 @@ from .api import (
     SpRecordEvent,
     StartupEvent,
 )
+from .autodial import FINISHED, STOPPED, FollowedTask, PbxAutoDial, results_summary
 from .calls import CallChange
 from .coordinator import SpRecordConfigEntry
 from .entity import SpRecordEntity
@@ -48,6 +49,11 @@ SMS = EventEntityDescription(
     key="sms",
     translation_key="sms",
     event_types=[EventType.INCOMING_SMS.value],
+)
+AUTO_DIAL = EventEntityDescription(
+    key="auto_dial",
+    translation_key="auto_dial",
+    event_types=[FINISHED, STOPPED],
 )
 PBX = EventEntityDescription(
     key="pbx",
@@ -77,6 +83,10 @@ async def async_setup_entry(
     for pbx in coordinator.all_pbxs:
         add_pbx(pbx)
     entry.async_on_unload(coordinator.async_add_pbx_listener(add_pbx))
+    async_add_entities(
+        SpRecordAutoDialEvent(autodial.pbx, autodial)
+        for autodial in coordinator.autodial.values()
+    )
 
 
 class _SpRecordEventEntity(SpRecordEntity, EventEntity):
@@ -144,3 +154,31 @@ class SpRecordPbxEvent(_SpRecordEventEntity):
     def _on_event(self, event: SpRecordEvent, change: CallChange | None) -> None:
         if isinstance(event, StartupEvent):
             self._fire(event.type, {})
+
+
+class SpRecordAutoDialEvent(SpRecordEntity, EventEntity):
+    """An auto-dial task Home Assistant started ended: who answered, who not.
+
+    The auto-dialer is on the local network: the entity does not go
+    unavailable with the cloud link.
+    """
+
+    def __init__(self, pbx: Pbx, autodial: PbxAutoDial) -> None:
+        """Describe the event entity of the PBX's auto-dialer."""
+        super().__init__(pbx, AUTO_DIAL, ())
+        self.autodial = autodial
+
+    @property
+    def available(self) -> bool:
+        """Return True: the PBX is asked directly, not through the cloud."""
+        return True
+
+    async def async_added_to_hass(self) -> None:
+        """Listen for tasks that end."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.autodial.async_add_end_listener(self._ended))
+
+    @callback
+    def _ended(self, how: str, task: FollowedTask) -> None:
+        self._trigger_event(how, {**task.as_dict(), **results_summary(task.results)})
+        self.async_write_ha_state()

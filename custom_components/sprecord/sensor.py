@@ -12,11 +12,12 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import UnitOfTime
+from homeassistant.const import PERCENTAGE, UnitOfTime
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import RecordCallStatus
+from .autodial import PbxAutoDial
 from .calls import Call, CallState
 from .coordinator import SpRecordConfigEntry
 from .entity import SpRecordEntity
@@ -218,6 +219,10 @@ async def async_setup_entry(
     for pbx in coordinator.all_pbxs:
         add_pbx(pbx)
     entry.async_on_unload(coordinator.async_add_pbx_listener(add_pbx))
+    async_add_entities(
+        SpRecordAutoDialSensor(autodial.pbx, autodial)
+        for autodial in coordinator.autodial.values()
+    )
 
 
 class SpRecordSensor(SpRecordEntity, SensorEntity):
@@ -256,3 +261,49 @@ class SpRecordLineSensor(SpRecordEntity, SensorEntity):
         attributes = _call_attributes(call)
         del attributes["line"]
         return attributes
+
+
+AUTO_DIAL = SensorEntityDescription(
+    key="auto_dial",
+    translation_key="auto_dial",
+    native_unit_of_measurement=PERCENTAGE,
+)
+
+
+class SpRecordAutoDialSensor(SpRecordEntity, SensorEntity):
+    """How far the auto-dial task Home Assistant started last has come.
+
+    The auto-dialer is on the local network, not behind the cloud: the
+    sensor does not go unavailable with the cloud link.
+    """
+
+    def __init__(self, pbx: Pbx, autodial: PbxAutoDial) -> None:
+        """Describe the sensor of the PBX's auto-dialer."""
+        super().__init__(pbx, AUTO_DIAL, ())
+        self.autodial = autodial
+
+    @property
+    def available(self) -> bool:
+        """Return True: the PBX is asked directly, not through the cloud."""
+        return True
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the task's progress."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.autodial.async_add_progress_listener(self.async_write_ha_state)
+        )
+
+    @property
+    def native_value(self) -> int | None:
+        """Return the share of the task's numbers done, in percent."""
+        task = self.autodial.current
+        return task.progress if task else None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the task, its state and its counts."""
+        task = self.autodial.current
+        if task is None:
+            return {"task": None, "task_id": None, "state": None}
+        return task.as_dict()

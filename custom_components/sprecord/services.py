@@ -2,17 +2,139 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any
+
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant, ServiceCall, callback
+from homeassistant.const import ATTR_DEVICE_ID
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 import voluptuous as vol
 
-from .const import DOMAIN, SERVICE_RELOAD_PHONEBOOK
+from .api.autodial import (
+    AutoDialAlreadyRunning,
+    AutoDialCommand,
+    AutoDialError,
+    AutoDialNotFound,
+    AutoDialUnreachable,
+    AutoDialWrongState,
+)
+from .autodial import PbxAutoDial
+from .const import (
+    DOMAIN,
+    SERVICE_AUTO_DIAL_COMMAND,
+    SERVICE_GET_AUTO_DIAL_STATUS,
+    SERVICE_RELOAD_PHONEBOOK,
+    SERVICE_START_AUTO_DIAL,
+)
 from .coordinator import SpRecordConfigEntry
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
+ATTR_TASK = "task"
+ATTR_NUMBERS = "numbers"
+ATTR_TASK_ID = "task_id"
+ATTR_COMMAND = "command"
+COMMANDS = {
+    "pause": AutoDialCommand.PAUSE,
+    "resume": AutoDialCommand.RESUME,
+    "stop": AutoDialCommand.STOP,
+}
+WRONG_STATE_CODES = frozenset({"not_running", "not_suspended", "already_suspended"})
 
 RELOAD_PHONEBOOK_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): str})
+_TARGET: dict[vol.Marker, Any] = {
+    vol.Required(ATTR_DEVICE_ID): vol.All(cv.ensure_list, [cv.string])
+}
+START_AUTO_DIAL_SCHEMA = vol.Schema(
+    {
+        **_TARGET,
+        vol.Required(ATTR_TASK): vol.All(cv.string, vol.Strip, vol.Length(min=1)),
+        vol.Optional(ATTR_NUMBERS): vol.All(
+            cv.ensure_list, [vol.All(cv.string, vol.Strip, vol.Length(min=1))]
+        ),
+    }
+)
+AUTO_DIAL_COMMAND_SCHEMA = vol.Schema(
+    {
+        **_TARGET,
+        vol.Required(ATTR_TASK_ID): vol.Coerce(int),
+        vol.Required(ATTR_COMMAND): vol.In(list(COMMANDS)),
+    }
+)
+GET_AUTO_DIAL_STATUS_SCHEMA = vol.Schema(
+    {**_TARGET, vol.Required(ATTR_TASK_ID): vol.Coerce(int)}
+)
+
+
+def _autodial_for(hass: HomeAssistant, call: ServiceCall) -> PbxAutoDial:
+    """Return the auto-dialer of the one PBX device the call targets."""
+    device_ids: list[str] = call.data[ATTR_DEVICE_ID]
+    if len(device_ids) != 1:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="one_pbx"
+        )
+    device = dr.async_get(hass).async_get(device_ids[0])
+    entries: list[SpRecordConfigEntry] = hass.config_entries.async_entries(DOMAIN)
+    for entry in entries:
+        if device is None or entry.state is not ConfigEntryState.LOADED:
+            continue
+        coordinator = entry.runtime_data.coordinator
+        for pbx in coordinator.all_pbxs:
+            if pbx.device_registry_id != device.id:
+                continue
+            if (autodial := coordinator.autodial.get(pbx.unique_prefix)) is None:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="no_local_address",
+                    translation_placeholders={"pbx": device.name_by_user or pbx.name},
+                )
+            return autodial
+    raise ServiceValidationError(translation_domain=DOMAIN, translation_key="not_a_pbx")
+
+
+async def _ask[T](autodial: PbxAutoDial, request: Awaitable[T], **about: str) -> T:
+    """Await a request of the auto-dialer; turn its errors into clear ones."""
+    placeholders = {"pbx": autodial.pbx.name, **about}
+    try:
+        return await request
+    except AutoDialNotFound as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="auto_dial_not_found",
+            translation_placeholders=placeholders,
+        ) from err
+    except AutoDialAlreadyRunning as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="auto_dial_already_running",
+            translation_placeholders=placeholders,
+        ) from err
+    except AutoDialWrongState as err:
+        code = err.code if err.code in WRONG_STATE_CODES else "wrong_state"
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key=f"auto_dial_{code}",
+            translation_placeholders=placeholders,
+        ) from err
+    except AutoDialUnreachable as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="auto_dial_unreachable",
+            translation_placeholders={**placeholders, "error": str(err)},
+        ) from err
+    except AutoDialError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="auto_dial_error",
+            translation_placeholders={**placeholders, "error": str(err)},
+        ) from err
 
 
 def _loaded_entries(
@@ -67,4 +189,53 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_RELOAD_PHONEBOOK,
         reload_phonebook,
         schema=RELOAD_PHONEBOOK_SCHEMA,
+    )
+
+    async def start_auto_dial(call: ServiceCall) -> ServiceResponse:
+        """Start a task of the PBX's auto-dialer; answer its id."""
+        autodial = _autodial_for(hass, call)
+        task: str = call.data[ATTR_TASK]
+        # No list, or an empty one: the task's own numbers.
+        numbers: list[str] | None = call.data.get(ATTR_NUMBERS) or None
+        task_id = await _ask(autodial, autodial.async_start(task, numbers), task=task)
+        return {"task_id": task_id}
+
+    async def auto_dial_command(call: ServiceCall) -> None:
+        """Pause, resume or stop a task."""
+        autodial = _autodial_for(hass, call)
+        task_id: int = call.data[ATTR_TASK_ID]
+        await _ask(
+            autodial,
+            autodial.async_command(task_id, COMMANDS[call.data[ATTR_COMMAND]]),
+            task=str(task_id),
+        )
+
+    async def get_auto_dial_status(call: ServiceCall) -> ServiceResponse:
+        """Answer a task's state, counts and per-number results."""
+        autodial = _autodial_for(hass, call)
+        task_id: int = call.data[ATTR_TASK_ID]
+        status: dict[str, Any] = await _ask(
+            autodial, autodial.async_status(task_id), task=str(task_id)
+        )
+        return status
+
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_START_AUTO_DIAL,
+        start_auto_dial,
+        schema=START_AUTO_DIAL_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_AUTO_DIAL_COMMAND,
+        auto_dial_command,
+        schema=AUTO_DIAL_COMMAND_SCHEMA,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_GET_AUTO_DIAL_STATUS,
+        get_auto_dial_status,
+        schema=GET_AUTO_DIAL_STATUS_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
     )

@@ -1,0 +1,220 @@
+"""The PBX's auto-dialer: start tasks, follow the ones Home Assistant started.
+
+The auto-dial API is served by the PBX itself on the local network (not by
+the cloud), without authentication. A PBX whose local address is set in the
+options gets a `PbxAutoDial`: the actions go through it, and every task it
+starts is polled until it ends (or the entry unloads); then its event entity
+fires `finished` or `stopped` with the per-number results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+import ipaddress
+import re
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from yarl import URL
+
+from .api.autodial import (
+    DEFAULT_PORT,
+    AutoDialClient,
+    AutoDialCommand,
+    AutoDialError,
+    NumberResult,
+    TaskState,
+    TaskStatus,
+)
+from .const import LOGGER
+
+if TYPE_CHECKING:
+    from .coordinator import SpRecordConfigEntry
+    from .pbx import Pbx
+
+_HOST_NAME = re.compile(
+    r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?", re.IGNORECASE
+)
+POLL_INTERVAL = 5.0
+"""Seconds between two status requests of a task being followed."""
+ENDED_STATES = frozenset({TaskState.FINISH, TaskState.STOP})
+FINISHED = "finished"
+STOPPED = "stopped"
+ANSWERED_CODES = frozenset({"talk", "talk_ok"})
+"""Per-number result codes that mean someone answered."""
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """Return (host, port) of `host`, `host:port`, an IPv6 literal or `[v6]:port`.
+
+    Raises ValueError for anything else.
+    """
+    value = text.strip()
+    if not value:
+        raise ValueError("empty address")
+    try:
+        return str(ipaddress.IPv6Address(value)), DEFAULT_PORT
+    except ValueError:
+        pass
+    try:
+        url = URL(f"http://{value}")
+    except ValueError as err:
+        raise ValueError("not an address") from err
+    host = url.raw_host
+    if not host or url.raw_path not in ("", "/") or url.query_string or url.user:
+        raise ValueError("not an address")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(host):
+            raise ValueError("not an address") from None
+    return host, url.explicit_port or DEFAULT_PORT
+
+
+@dataclass
+class FollowedTask:
+    """A task Home Assistant started, as last polled."""
+
+    task_id: int
+    task: str
+    status: TaskStatus | None = None
+    results: list[NumberResult] = field(default_factory=list)
+
+    @property
+    def progress(self) -> int | None:
+        """Return the share of numbers done, in percent."""
+        status = self.status
+        if status is None or status.total <= 0:
+            return None
+        return min(100, round(100 * status.done / status.total))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the task as attributes."""
+        status = self.status.as_dict() if self.status else {}
+        return {"task": self.task, "task_id": self.task_id, **status}
+
+
+def results_summary(results: list[NumberResult]) -> dict[str, Any]:
+    """Return the per-number results, and who answered and who did not."""
+    answered = [r.number for r in results if r.result_code in ANSWERED_CODES]
+    return {
+        "results": [r.as_dict() for r in results],
+        "answered": answered,
+        "not_answered": [r.number for r in results if r.number not in answered],
+    }
+
+
+class PbxAutoDial:
+    """The auto-dialer of one PBX, reachable on the local network."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: SpRecordConfigEntry,
+        pbx: Pbx,
+        client: AutoDialClient,
+    ) -> None:
+        """Prepare; nothing is sent until an action asks."""
+        self.hass = hass
+        self.entry = entry
+        self.pbx = pbx
+        self.client = client
+        self.current: FollowedTask | None = None
+        """The task started last, while it runs and after it ended."""
+        self._progress_listeners: list[CALLBACK_TYPE] = []
+        self._end_listeners: list[Callable[[str, FollowedTask], None]] = []
+        self._followed: dict[int, asyncio.Task[None]] = {}
+
+    @callback
+    def async_add_progress_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `listener` whenever the current task's status changes."""
+        self._progress_listeners.append(listener)
+        return lambda: self._progress_listeners.remove(listener)
+
+    @callback
+    def async_add_end_listener(
+        self, listener: Callable[[str, FollowedTask], None]
+    ) -> CALLBACK_TYPE:
+        """Call `listener(FINISHED or STOPPED, task)` when a followed task ends."""
+        self._end_listeners.append(listener)
+        return lambda: self._end_listeners.remove(listener)
+
+    async def async_start(self, task: str, numbers: list[str] | None) -> int:
+        """Start a task; follow it until it ends. Return its id."""
+        task_id = await self.client.start(task, numbers)
+        self.current = FollowedTask(task_id, task)
+        self._notify_progress()
+        if task_id not in self._followed:
+            self._followed[task_id] = self.entry.async_create_background_task(
+                self.hass,
+                self._follow(self.current),
+                f"sprecord auto-dial task {task_id}",
+            )
+        return task_id
+
+    async def async_command(self, task_id: int, command: AutoDialCommand) -> None:
+        """Pause, resume or stop a task; the status follows at once."""
+        await self.client.command(task_id, command)
+        if self.current is not None and self.current.task_id == task_id:
+            try:
+                self.current.status = await self.client.status(task_id)
+            except AutoDialError:
+                return  # the next poll tells
+            self._notify_progress()
+
+    async def async_status(self, task_id: int) -> dict[str, Any]:
+        """Return a task's state, counts and per-number results."""
+        status = await self.client.status(task_id)
+        results = await self.client.results(task_id)
+        return {"task_id": task_id, **status.as_dict(), **results_summary(results)}
+
+    async def _follow(self, followed: FollowedTask) -> None:
+        """Poll a task until it ends; then announce how it ended."""
+        failing = False
+        try:
+            while True:
+                try:
+                    status = await self.client.status(followed.task_id)
+                    if status.state in ENDED_STATES:
+                        followed.results = await self.client.results(followed.task_id)
+                except AutoDialError as err:
+                    if not failing:
+                        LOGGER.warning(
+                            "Cannot follow auto-dial task %s of %s: %s",
+                            followed.task_id,
+                            self.pbx.name,
+                            err,
+                        )
+                    failing = True
+                    await asyncio.sleep(POLL_INTERVAL)
+                    continue
+                if failing:
+                    LOGGER.info(
+                        "Following auto-dial task %s of %s again",
+                        followed.task_id,
+                        self.pbx.name,
+                    )
+                    failing = False
+                followed.status = status
+                self._notify_progress()
+                if status.state in ENDED_STATES:
+                    self._notify_end(
+                        FINISHED if status.state is TaskState.FINISH else STOPPED,
+                        followed,
+                    )
+                    return
+                await asyncio.sleep(POLL_INTERVAL)
+        finally:
+            self._followed.pop(followed.task_id, None)
+
+    @callback
+    def _notify_progress(self) -> None:
+        for listener in list(self._progress_listeners):
+            listener()
+
+    @callback
+    def _notify_end(self, how: str, followed: FollowedTask) -> None:
+        for listener in list(self._end_listeners):
+            listener(how, followed)
