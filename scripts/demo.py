@@ -6,10 +6,28 @@ by `scripts/e2e`, which starts it with `--no-entry --ready-file ...`.
 The Home Assistant configuration lives in `.demo/config` (git-ignored), made
 anew on every run unless `--keep` is given: a small `configuration.yaml` that
 loads only what the demo needs (offline, fast to start), the integration
-linked into `custom_components/`, onboarding marked done, a demo login, and
-the dashboard of `demo/dashboard.yaml`. The integration's entry is made
-through Home Assistant's own config flow (REST API) once it has started, so
-the flow runs exactly as from the UI.
+linked into `custom_components/`, onboarding marked done, a demo login, the
+dashboard of `demo/dashboard.yaml` and the phonebook `demo/contacts.vcf`. The
+integration's entry is made through Home Assistant's own config flow (REST
+API) once it has started, so the flow runs exactly as from the UI, and its
+options flow then names the phonebook file, so the dashboard shows names.
+
+The office scenario plays with a fixed seed (`--seed`, default
+`SCENARIO_SEED`), so its callers and SMS senders are the same numbers on every
+run, and `demo/contacts.vcf` names some of them, written as people write them
+(`8 963 754-12-08` for the `+79637541208` the PBX sends):
+
+- 101 Приёмная, 102 Бухгалтерия, 103 Склад: extensions the office day rings
+  and calls from;
+- Мама, 8 (916) 123-45-67: the call that `scripts/e2e` and the "inject a
+  call" line below ring from;
+- Иван Петров, two numbers: the first SMS of days one and two (he signs it);
+- ООО «Стройснаб», two numbers: day one's calls at 60 s (missed) and 280 s,
+  and the second call of `scripts/e2e`.
+
+Other callers stay numbers. `--check` waits for a caller and an SMS sender
+shown by name; should `emulator/scenarios.py` draw its numbers differently,
+it fails there, and the file needs the new numbers.
 """
 
 from __future__ import annotations
@@ -34,6 +52,9 @@ import urllib.request
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = ROOT / ".demo"
 DASHBOARD = ROOT / "demo" / "dashboard.yaml"
+CONTACTS = ROOT / "demo" / "contacts.vcf"
+PHONEBOOK_FILE = "contacts.vcf"
+"""Where the phonebook goes, relative to the configuration folder (the option)."""
 VENV = ROOT / os.environ.get("SPRECORD_VENV", ".venv")
 PYTHON = VENV / "bin" / "python"
 HASS = VENV / "bin" / "hass"
@@ -41,6 +62,8 @@ HASS = VENV / "bin" / "hass"
 USERNAME = "demo"
 PASSWORD = "demo1234"  # noqa: S105 (the demo's published login)
 API_KEY = "demo"
+SCENARIO_SEED = 1
+"""The office day's seed: demo/contacts.vcf names numbers it plays."""
 
 CALL_STATE = "sensor.sprecord_minipbx_call_state"
 LAST_SMS = "sensor.sprecord_minipbx_last_sms"
@@ -153,6 +176,13 @@ def http(
         return status, body.decode(errors="replace")
 
 
+def program(process: subprocess.Popen[bytes]) -> str:
+    """Return the name of the program `process` runs (for messages)."""
+    args = process.args
+    first = args[0] if isinstance(args, list | tuple) else args
+    return Path(str(first)).name
+
+
 def wait_for(
     what: str, probe: Any, timeout: float, processes: list[subprocess.Popen[bytes]]
 ) -> Any:
@@ -162,7 +192,7 @@ def wait_for(
         for process in processes:
             if process.poll() is not None:
                 raise DemoError(
-                    f"{Path(str(process.args[0])).name} exited with "
+                    f"{program(process)} exited with "
                     f"{process.returncode} while waiting for {what}"
                 )
         with contextlib.suppress(OSError):
@@ -213,8 +243,8 @@ def login(base: str) -> str:
     return str(tokens["access_token"])
 
 
-def add_entry(base: str, token: str, emulator_url: str) -> None:
-    """Add the integration through Home Assistant's config flow."""
+def add_entry(base: str, token: str, emulator_url: str) -> str:
+    """Add the integration through Home Assistant's config flow; return its id."""
     status, form = http(
         "POST",
         f"{base}/api/config/config_entries/flow",
@@ -232,6 +262,31 @@ def add_entry(base: str, token: str, emulator_url: str) -> None:
     )
     if status != 200 or result.get("type") != "create_entry":
         raise DemoError(f"the config flow did not create the entry: {status} {result}")
+    return str(result["result"]["entry_id"])
+
+
+def set_phonebook(base: str, token: str, entry_id: str) -> None:
+    """Name the phonebook file through the entry's options flow, as a user does.
+
+    The other options keep their defaults (the form's defaults fill them in).
+    """
+    status, form = http(
+        "POST",
+        f"{base}/api/config/config_entries/options/flow",
+        json_body={"handler": entry_id, "show_advanced_options": False},
+        token=token,
+    )
+    if status != 200 or form.get("type") != "form":
+        raise DemoError(f"could not start the options flow: {status} {form}")
+    status, result = http(
+        "POST",
+        f"{base}/api/config/config_entries/options/flow/{form['flow_id']}",
+        json_body={"phonebook_file": PHONEBOOK_FILE},
+        token=token,
+        timeout=30,
+    )
+    if status != 200 or result.get("type") != "create_entry":
+        raise DemoError(f"the options flow refused the phonebook: {status} {result}")
 
 
 def state_of(base: str, token: str, entity_id: str) -> dict[str, Any] | None:
@@ -249,13 +304,19 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def copy_demo_files(config_dir: Path) -> None:
+    """Copy the dashboard and the phonebook into the configuration folder."""
+    shutil.copyfile(DASHBOARD, config_dir / "ui-lovelace.yaml")
+    shutil.copyfile(CONTACTS, config_dir / PHONEBOOK_FILE)
+
+
 def make_config(config_dir: Path, hass_port: int) -> None:
     """Make a fresh Home Assistant configuration in `config_dir`."""
     if config_dir.exists():
         shutil.rmtree(config_dir)
     config_dir.mkdir(parents=True)
     (config_dir / "configuration.yaml").write_text(CONFIGURATION.format(port=hass_port))
-    shutil.copyfile(DASHBOARD, config_dir / "ui-lovelace.yaml")
+    copy_demo_files(config_dir)
     components = config_dir / "custom_components"
     components.mkdir()
     (components / "sprecord").symlink_to(ROOT / "custom_components" / "sprecord")
@@ -341,6 +402,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--speed", type=float, default=4.0, help="scenario pace (default 4)"
     )
     parser.add_argument(
+        "--seed",
+        type=int,
+        default=SCENARIO_SEED,
+        help=f"the scenario's random seed (default {SCENARIO_SEED}: the one whose "
+        "callers demo/contacts.vcf names; --check expects it)",
+    )
+    parser.add_argument(
         "--dir",
         type=Path,
         default=DEMO_DIR,
@@ -393,7 +461,7 @@ def run(args: argparse.Namespace) -> int:
         (config_dir / "configuration.yaml").write_text(
             CONFIGURATION.format(port=hass_port)
         )
-        shutil.copyfile(DASHBOARD, config_dir / "ui-lovelace.yaml")
+        copy_demo_files(config_dir)
     else:
         make_config(config_dir, hass_port)
     write_json(
@@ -413,23 +481,49 @@ def run(args: argparse.Namespace) -> int:
         API_KEY,
     ]
     if not args.no_scenario:
-        emulator_args += ["--scenario", "office", "--speed", f"{args.speed:g}"]
+        emulator_args += [
+            "--scenario",
+            "office",
+            "--speed",
+            f"{args.speed:g}",
+            "--seed",
+            str(args.seed),
+        ]
     hass_args = [str(HASS), "-c", str(config_dir), "--skip-pip", "--log-no-color"]
 
     started = time.monotonic()
-    with (
-        running(emulator_args, demo_dir / "emulator.log", "the emulator") as emu,
-        running(hass_args, demo_dir / "hass.log", "Home Assistant") as hass,
-    ):
-        processes = [emu, hass]
-        log(f"emulator on {emulator_url} (log: {demo_dir / 'emulator.log'})")
-        log(f"Home Assistant starting on {base} (log: {demo_dir / 'hass.log'})")
-        wait_for(
-            "the emulator",
-            lambda: http("GET", f"{emulator_url}/_emulator/state", timeout=2)[0] == 200,
-            30,
-            processes,
+    with contextlib.ExitStack() as stack:
+        processes: list[subprocess.Popen[bytes]] = []
+
+        def start_emulator() -> None:
+            processes.append(
+                stack.enter_context(
+                    running(emulator_args, demo_dir / "emulator.log", "the emulator")
+                )
+            )
+            log(f"emulator on {emulator_url} (log: {demo_dir / 'emulator.log'})")
+            wait_for(
+                "the emulator",
+                lambda: (
+                    http("GET", f"{emulator_url}/_emulator/state", timeout=2)[0] == 200
+                ),
+                30,
+                processes,
+            )
+
+        # The scenario plays from the emulator's start, and a PBX does not
+        # keep events for a client that is not there yet. For a new entry,
+        # the emulator starts once Home Assistant runs, so the entry is there
+        # for the first minute of the (seeded) day, whose callers the demo's
+        # phonebook names. A kept entry connects as Home Assistant starts.
+        if keep:
+            start_emulator()
+        processes.append(
+            stack.enter_context(
+                running(hass_args, demo_dir / "hass.log", "Home Assistant")
+            )
         )
+        log(f"Home Assistant starting on {base} (log: {demo_dir / 'hass.log'})")
         wait_for(
             "Home Assistant's login page",
             lambda: http("GET", f"{base}/auth/providers", timeout=5)[0] == 200,
@@ -449,6 +543,8 @@ def run(args: argparse.Namespace) -> int:
             processes,
         )
         log(f"Home Assistant running after {time.monotonic() - started:.0f} s")
+        if not keep:
+            start_emulator()
         has_entry = keep and any(
             entry.get("domain") == "sprecord"
             for entry in http(
@@ -456,8 +552,10 @@ def run(args: argparse.Namespace) -> int:
             )[1]
         )
         if not args.no_entry and not has_entry:
-            add_entry(base, token, emulator_url)
+            entry_id = add_entry(base, token, emulator_url)
             log("added the SpRecord MiniPBX entry through the config flow")
+            set_phonebook(base, token, entry_id)
+            log(f"named the phonebook {PHONEBOOK_FILE} in the entry's options")
         if args.ready_file:
             write_json(
                 args.ready_file,
@@ -468,10 +566,18 @@ def run(args: argparse.Namespace) -> int:
                     "password": PASSWORD,
                     "api_key": API_KEY,
                     "token": token,
+                    "phonebook_file": PHONEBOOK_FILE,
                 },
             )
         if args.check:
-            check(base, token, args.timeout, processes, started)
+            check(
+                base,
+                token,
+                args.timeout,
+                processes,
+                started,
+                names=args.seed == SCENARIO_SEED,
+            )
             return 0
         print(
             f"""
@@ -480,6 +586,7 @@ def run(args: argparse.Namespace) -> int:
   Home Assistant   {base}/   (dashboard: {base}/lovelace/office)
   login            {USERNAME} / {PASSWORD}
   emulator         {emulator_url}   API key: {API_KEY}
+  phonebook        {config_dir / PHONEBOOK_FILE}   (from demo/contacts.vcf)
   inject a call    curl -X POST {emulator_url}/_emulator/events -d \\
                    '{{"event_type":"incoming_call","payload":{{"call_id":1,\
 "call_src":"+79161234567","call_dst":"101","trunk":"GSM1"}}}}'
@@ -492,7 +599,7 @@ def run(args: argparse.Namespace) -> int:
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
         dead = next(p for p in processes if p.poll() is not None)
-        raise DemoError(f"{Path(str(dead.args[0])).name} exited ({dead.returncode})")
+        raise DemoError(f"{program(dead)} exited ({dead.returncode})")
 
 
 def check(
@@ -501,26 +608,46 @@ def check(
     timeout: float,
     processes: list[subprocess.Popen[bytes]],
     started: float,
+    *,
+    names: bool = True,
 ) -> None:
-    """Wait until a call and an SMS of the scenario show in Home Assistant."""
+    """Wait until a call and an SMS of the scenario show in Home Assistant.
+
+    With `names`, also until a caller and an SMS sender show by their names
+    from the phonebook (the default seed's first minute has both).
+    """
     seen: dict[str, str] = {}
 
     def probe() -> bool:
         call = state_of(base, token, CALL_STATE)
         if call and call["state"] not in {"idle", *NOT_A_VALUE}:
             seen.setdefault("call", call["state"])
+            if caller_name := call["attributes"].get("caller_name"):
+                seen.setdefault(
+                    "named caller", f"{caller_name} ({call['attributes']['caller']})"
+                )
         sms = state_of(base, token, LAST_SMS)
         if sms and sms["state"] not in NOT_A_VALUE:
             seen.setdefault("sms", sms["state"])
-        return "call" in seen and "sms" in seen
+            if sender_name := sms["attributes"].get("sender_name"):
+                seen.setdefault(
+                    "named sender", f"{sender_name} ({sms['attributes']['sender']})"
+                )
+        return all(name in seen for name in wanted)
 
+    wanted = ["call", "sms"]
+    if names:
+        wanted += ["named caller", "named sender"]
     try:
-        wait_for("a call and an SMS", probe, timeout, processes)
+        wait_for(", ".join(wanted), probe, timeout, processes)
     except DemoError as err:
-        missing = [name for name in ("call", "sms") if name not in seen]
+        missing = [name for name in wanted if name not in seen]
         raise DemoError(f"{err}; never seen: {', '.join(missing)}") from err
     log(f"call state went to {seen['call']!r}")
     log(f"SMS arrived: {seen['sms'][:60]!r}")
+    if names:
+        log(f"a caller by name: {seen['named caller']}")
+        log(f"an SMS sender by name: {seen['named sender']}")
     log(f"check passed after {time.monotonic() - started:.0f} s")
 
 

@@ -8,9 +8,15 @@ Started by `scripts/e2e` with `.venv-e2e` (selenium); it runs the demo of
 2. add the integration (Settings → Devices & services → Add integration):
    a wrong API key first, whose error must show, then the right one;
 3. open the PBX's device page;
-4. inject an incoming call through the emulator's control API and see the
-   call state "Ringing" on the dashboard;
-5. switch the user's language to Russian and see "Входящий вызов".
+4. name the demo's phonebook file (demo/contacts.vcf, which the demo copies
+   into the configuration folder) in the integration's options;
+5. inject an incoming call through the emulator's control API and see the
+   call state "Ringing" on the dashboard, and the caller and the extension
+   by their names from the phonebook;
+6. switch the user's language and Home Assistant's to Russian (entity names
+   follow Home Assistant's language, after a reload of the entry), ring a
+   second call, and see "Входящий вызов", a Russian entity name and the
+   caller's name.
 
 Screenshots go to `docs/screenshots/`. Exit 0 on success, 1 with the failed
 step otherwise (and a screenshot `.demo/e2e/failure.png`).
@@ -49,6 +55,9 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 WRONG_KEY_ERROR = "The server refused the API key"
 RINGING_EN = "Ringing"
 RINGING_RU = "Входящий вызов"
+CALL_STATE_EN = "Call state"
+CALL_STATE_RU = "Состояние звонков"
+"""The call state sensor's name in English and in Russian."""
 CALL = {
     "event_type": "incoming_call",
     "payload": {
@@ -58,6 +67,22 @@ CALL = {
         "trunk": "GSM1",
     },
 }
+# Their names in demo/contacts.vcf, which writes the number 8 (916) 123-45-67.
+CALLER_NAME = "Мама"
+CALLED_NAME = "Приёмная"
+SECOND_CALL = {
+    "event_type": "incoming_call",
+    "payload": {
+        "call_id": 2,
+        "call_src": "+79690154433",
+        "call_dst": "106",
+        "trunk": "GSM1",
+    },
+}
+# The second of the supplier's two numbers there (8-969-015-44-33).
+SECOND_CALLER_NAME = "ООО «Стройснаб»"
+TIME_ZONE = "Europe/Moscow"
+"""The demo's time zone, also the browser's: the times on screen agree."""
 
 # Helpers for pages built of shadow roots (the Home Assistant frontend).
 DEEP_JS = """
@@ -122,9 +147,13 @@ class Browser:
         ):
             options.add_argument(flag)
         self.driver = webdriver.Chrome(
-            options=options, service=Service(executable_path=CHROMEDRIVER)
+            options=options,
+            service=Service(
+                executable_path=CHROMEDRIVER, env={**os.environ, "TZ": TIME_ZONE}
+            ),
         )
         self.driver.set_page_load_timeout(60)
+        self.driver.set_script_timeout(60)
 
     def js(self, body: str, *args: Any) -> Any:
         """Run `body` with the shadow DOM helpers defined."""
@@ -157,7 +186,7 @@ class Browser:
 
         With `within` (a tag), only inside the first element of that tag.
         """
-        return self.wait(
+        found = self.wait(
             f"the field {selector}",
             lambda: self.js(
                 """
@@ -172,6 +201,9 @@ class Browser:
             ),
             timeout,
         )
+        if not isinstance(found, WebElement):
+            raise JourneyError(f"the field {selector} is not an element")
+        return found
 
     def fill(self, selector: str, value: str, within: str = "") -> None:
         """Replace the value of a field, typing as a user does."""
@@ -209,6 +241,30 @@ class Browser:
                 timeout,
             )
         )
+
+    def switch_server_language(self, language: str, device_id: str) -> None:
+        """Set Home Assistant's language, then reload the device's entry.
+
+        As an administrator does in Settings → System → General; through the
+        frontend's own connection.
+        """
+        result = self.driver.execute_async_script(
+            """
+            const [language, deviceId, done] = arguments;
+            const hass = document.querySelector('home-assistant').hass;
+            const entry = hass.devices[deviceId].config_entries[0];
+            hass.callWS({type: 'config/core/update', language})
+              .then(() => hass.callApi(
+                'POST', `config/config_entries/entry/${entry}/reload`))
+              .then(() => done('ok'), (err) => done(JSON.stringify(err)));
+            """,
+            language,
+            device_id,
+        )
+        if result != "ok":
+            raise JourneyError(
+                f"could not switch Home Assistant to {language}: {result}"
+            )
 
     def shot(self, name: str, folder: Path = SHOTS) -> Path:
         """Save a screenshot (to docs/screenshots/ unless told)."""
@@ -312,16 +368,39 @@ def journey(browser: Browser, demo: dict[str, str]) -> None:
     time.sleep(1)
     browser.shot("device.png")
 
-    log("4. an incoming call rings on the dashboard")
+    log("4. name the phonebook file in the integration's options")
+    driver.get(f"{hass}/config/integrations/integration/sprecord")
+    browser.click_button(("Configure",))
+    browser.fill("input[name=phonebook_file]", demo["phonebook_file"])
+    time.sleep(0.5)
+    browser.shot("options-phonebook.png")
+    browser.click_button(("Submit", "Next"))
+    # Saved: the form goes (a file the integration cannot read keeps it open,
+    # with the reason under the field).
+    browser.wait(
+        "the options to be saved",
+        lambda: (
+            not browser.js(
+                "return deepAll('input[name=phonebook_file]').filter(visible).length;"
+            )
+        ),
+    )
+    with contextlib.suppress(JourneyError):
+        browser.click_button(("Finish",), timeout=3)
+
+    log("5. an incoming call rings on the dashboard, by name")
     driver.get(f"{hass}/lovelace/office")
-    browser.wait_text("Calls")
+    browser.wait_text(CALL_STATE_EN)
     post_json(f"{emulator}/_emulator/events", CALL)
     browser.wait_text(RINGING_EN)
-    browser.wait_text("+79161234567")
+    # From the phonebook: the caller (written 8 (916) 123-45-67 there, the
+    # PBX sends +79161234567) and the extension it rings.
+    browser.wait_text(CALLER_NAME)
+    browser.wait_text(CALLED_NAME)
     time.sleep(1)
     browser.shot("dashboard-ringing.png")
 
-    log("5. in Russian")
+    log("6. in Russian")
     browser.js(
         "document.querySelector('home-assistant').dispatchEvent("
         "new CustomEvent('hass-language-select', {detail: 'ru'}));"
@@ -333,6 +412,14 @@ def journey(browser: Browser, demo: dict[str, str]) -> None:
         browser.js("localStorage.setItem('selectedLanguage', '\"ru\"');")
         driver.refresh()
         browser.wait_text(RINGING_RU, timeout=60)
+    # Entity names are in Home Assistant's language (Settings → System →
+    # General), which an entry reads as it sets up: switch it, reload the
+    # entry. A call in progress does not outlive the reload; ring another.
+    browser.switch_server_language("ru", device_id)
+    browser.wait_text(CALL_STATE_RU, timeout=60)
+    post_json(f"{emulator}/_emulator/events", SECOND_CALL)
+    browser.wait_text(RINGING_RU)
+    browser.wait_text(SECOND_CALLER_NAME)
     time.sleep(1)
     browser.shot("dashboard-ru.png")
 
