@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 import shutil
 from typing import Any
@@ -11,6 +12,7 @@ from homeassistant.components.automation.config import (
     async_validate_config_item,
 )
 from homeassistant.components.blueprint import models
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Event, HomeAssistant, ServiceCall, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
@@ -26,6 +28,7 @@ from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 from emulator.server import make_device_id
 
 from .helpers import wait_until
+from .test_contacts import add_contact
 from .test_states import call, end
 
 BLUEPRINT_DIR = (
@@ -189,7 +192,9 @@ async def test_incoming_call_notifies(hass: HomeAssistant, tmp_path: Path) -> No
         "trunk": "GSM1",
         "direction": "incoming",
         "caller": "+79161234567",
+        "caller_name": None,
         "called": "101",
+        "called_name": None,
         "line": "GSM1",
     }
     _fire_call_event(hass, "2026-11-27T09:00:00.000+00:00", **incoming)
@@ -239,7 +244,13 @@ async def test_missed_call_notifies(hass: HomeAssistant, tmp_path: Path) -> None
     notify = async_mock_service(hass, "notify", "test")
     _fire_call_event(hass, "unknown")
     await _set_up_automations(hass, tmp_path, [_use("missed_call_notify.yaml")])
-    details = {"caller": "+79161234567", "called": "101", "line": "GSM2"}
+    details = {
+        "caller": "+79161234567",
+        "caller_name": None,
+        "called": "101",
+        "called_name": None,
+        "line": "GSM2",
+    }
     _fire_call_event(
         hass, "2026-11-27T09:05:00.000+00:00", event_type="call_end", **details
     )
@@ -324,6 +335,108 @@ async def test_sms_is_forwarded(hass: HomeAssistant, tmp_path: Path) -> None:
     ]
 
 
+async def test_a_named_caller_shows_by_name(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """With a name from the phonebook, the messages name; the number stays."""
+    notify = async_mock_service(hass, "notify", "test")
+    _fire_call_event(hass, "unknown")
+    await _set_up_automations(
+        hass,
+        tmp_path,
+        [
+            _use("incoming_call_notify.yaml"),
+            _use("missed_call_notify.yaml"),
+            _use("forward_sms.yaml"),
+            _use(
+                "incoming_call_notify.yaml",
+                notify_service="notify.test",
+                title="Звонок: {{ call.caller }}",
+                message="{{ call.caller_name }} → {{ call.called_name }}",
+            ),
+        ],
+    )
+    # As the event entity has them: the PBX's payload, then the call's
+    # details, names included. A name keeps its quotes and stays text.
+    details = {
+        "call_id": "8",
+        "call_src": "+79161234567",
+        "call_dst": "101",
+        "trunk": "GSM1",
+        "direction": "incoming",
+        "caller": "+79161234567",
+        "caller_name": 'ООО «Д\'Артаньян и "Ко"»',
+        "called": "101",
+        "called_name": "Приёмная",
+        "line": "GSM1",
+    }
+    name = details["caller_name"]
+    _fire_call_event(
+        hass, "2026-11-27T09:00:00.000+00:00", event_type="incoming_call", **details
+    )
+    await hass.async_block_till_done()
+    assert sorted(_messages(notify)) == sorted(
+        [f"Call from {name} on line GSM1", f"{name} → Приёмная"]
+    )
+    assert sorted(c.data["title"] for c in notify) == [
+        "Incoming call",
+        "Звонок: +79161234567",
+    ]
+
+    # A missed call, in the same millisecond as its `call_end`.
+    _fire_call_event(
+        hass,
+        "2026-11-27T09:00:20.000+00:00",
+        event_type="call_end",
+        status="no_answer",
+        **details,
+    )
+    _fire_call_event(
+        hass,
+        "2026-11-27T09:00:20.000+00:00",
+        event_type="missed_call",
+        status="no_answer",
+        **details,
+    )
+    await hass.async_block_till_done()
+    local = dt_util.as_local(dt_util.parse_datetime("2026-11-27T09:00:20+00:00"))
+    assert _messages(notify)[2:] == [
+        f"Missed call from {name} on line GSM1 at {local:%H:%M}"
+    ]
+
+    # An SMS: `sender_name` is next to the payload in the bus event.
+    hass.bus.async_fire(
+        EVENT_SPRECORD,
+        {
+            "event_type": "incoming_sms",
+            "payload": {
+                "sms_src": "+79637541208",
+                "text": "Встреча в 11:00",
+                "trunk": "GSM2",
+            },
+            "sender_name": "Иван Петров",
+        },
+    )
+    # A number the phonebook does not know: None, and the number shows.
+    hass.bus.async_fire(
+        EVENT_SPRECORD,
+        {
+            "event_type": "incoming_sms",
+            "payload": {"sms_src": "900", "text": "Код 1234", "trunk": "GSM1"},
+            "sender_name": None,
+        },
+    )
+    await hass.async_block_till_done()
+    assert [c.data["title"] for c in notify[3:]] == [
+        "SMS from Иван Петров",
+        "SMS from 900",
+    ]
+    assert _messages(notify)[3:] == [
+        "Встреча в 11:00 (line GSM2)",
+        "Код 1234 (line GSM1)",
+    ]
+
+
 async def test_sms_of_one_pbx_or_of_every_pbx(
     hass: HomeAssistant, tmp_path: Path
 ) -> None:
@@ -380,6 +493,58 @@ async def test_blueprints_with_the_integration(
     assert messages[1].startswith("Missed call from +79161234567 on line GSM1 at ")
     assert messages[2] == "Hi (line GSM2)"
     assert notify[2].data["title"] == "SMS from +79990001122"
+
+
+@pytest.fixture
+async def russian_entry(
+    hass: HomeAssistant,
+    config_entry: MockConfigEntry,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+) -> AsyncIterator[MockConfigEntry]:
+    """Set the entry up in a Home Assistant whose country is Russia."""
+    hass.config.country = "RU"
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_until(lambda: emulator.open_streams() == 1)
+    yield config_entry
+    if config_entry.state is ConfigEntryState.LOADED:
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done()
+
+
+async def test_named_callers_with_the_integration(
+    hass: HomeAssistant,
+    tmp_path: Path,
+    emulator: SpRecordEmulator,
+    russian_entry: MockConfigEntry,
+) -> None:
+    """Contacts name the caller and the SMS sender in the notifications.
+
+    The PBX sends +7 numbers; the contacts write them as people do.
+    """
+    await add_contact(hass, russian_entry, "Мама", "8 (916) 123-45-67")
+    await add_contact(hass, russian_entry, "Иван Петров", "8 963 754-12-08")
+    notify = async_mock_service(hass, "notify", "test")
+    await _set_up_automations(
+        hass, tmp_path, [_use(name) for name in sorted(EXAMPLE_INPUTS)]
+    )
+    emulator.emit("incoming_call", call(1, src="+79161234567", trunk="GSM1"))
+    emulator.emit("call_end", end(1, status="no_answer"))
+    emulator.emit(
+        "incoming_sms", {"sms_src": "+79637541208", "text": "Hi", "trunk": "GSM2"}
+    )
+    # A caller the phonebook does not know shows by number.
+    emulator.emit("incoming_call", call(2, src="+79990001122", trunk="GSM2"))
+    await wait_until(lambda: len(notify) == 4)
+    await hass.async_block_till_done()
+    messages = _messages(notify)
+    assert messages[0] == "Call from Мама on line GSM1"
+    assert messages[1].startswith("Missed call from Мама on line GSM1 at ")
+    assert messages[2] == "Hi (line GSM2)"
+    assert notify[2].data["title"] == "SMS from Иван Петров"
+    assert messages[3] == "Call from +79990001122 on line GSM2"
 
 
 async def test_forward_sms_of_one_of_two_pbxs_with_the_integration(
