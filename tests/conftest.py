@@ -85,7 +85,13 @@ def _no_deprecation_reports() -> Iterator[DeprecationReports]:
 
 @pytest.fixture(autouse=True)
 def _custom_integrations(request: pytest.FixtureRequest) -> None:
-    """Let Home Assistant load this repository's integration in hass tests."""
+    """Let Home Assistant load this repository's integration in hass tests.
+
+    A test with the recorder gets it first: the recorder must be configured
+    before Home Assistant is made.
+    """
+    if "recorder_mock" in request.fixturenames:
+        request.getfixturevalue("recorder_mock")
     if "hass" in request.fixturenames:
         request.getfixturevalue("enable_custom_integrations")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.const import CONF_NAME
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
@@ -23,6 +23,7 @@ from custom_components.sprecord.const import (
     CONF_TRANSPORT,
     DOMAIN,
     EVENT_SPRECORD,
+    EVENT_SPRECORD_LOG,
     SERVICE_RELOAD_PHONEBOOK,
     SUBENTRY_CONTACT,
     TRANSPORT_SSE,
@@ -40,6 +41,7 @@ SMS_EVENT = "event.sprecord_minipbx_sms"
 MISSED = "sensor.sprecord_minipbx_missed_calls"
 LAST_SMS = "sensor.sprecord_minipbx_last_sms"
 LINE = "sensor.line_gsm1_state"
+RECENT = "sensor.sprecord_minipbx_recent_calls"
 ISSUE = "phonebook_invalid_{}"
 
 
@@ -60,10 +62,28 @@ async def entry(
 
 
 @pytest.fixture
+def log(hass: HomeAssistant) -> list[Event]:
+    """Collect `sprecord_log`s (the call list's entries)."""
+    events: list[Event] = []
+
+    @callback
+    def collect(event: Event) -> None:  # in the loop, in order
+        events.append(event)
+
+    hass.bus.async_listen(EVENT_SPRECORD_LOG, collect)
+    return events
+
+
+@pytest.fixture
 def bus(hass: HomeAssistant) -> list[Event]:
     """Collect `sprecord_event`s."""
     events: list[Event] = []
-    hass.bus.async_listen(EVENT_SPRECORD, events.append)
+
+    @callback
+    def collect(event: Event) -> None:  # in the loop, in order
+        events.append(event)
+
+    hass.bus.async_listen(EVENT_SPRECORD, collect)
     return events
 
 
@@ -130,6 +150,7 @@ async def test_a_contact_added_in_the_ui_names_its_calls_everywhere(
     emulator: SpRecordEmulator,
     entry: MockConfigEntry,
     bus: list[Event],
+    log: list[Event],
 ) -> None:
     result = await add_contact(hass, entry, " Mum ", "8 (916) 123-45-67")
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -153,19 +174,24 @@ async def test_a_contact_added_in_the_ui_names_its_calls_everywhere(
     assert incoming.data["caller_name"] == "Mum"
     assert incoming.data["called_name"] is None
     assert incoming.data["payload"]["call_src"] == "+79161234567"
-    assert describer(hass)(incoming)["message"] == "Incoming call: Mum, GSM1"
 
     await hang_up(hass, emulator, 1, "no_answer")
     assert hass.states.get(MISSED).attributes["last_caller_name"] == "Mum"
     [ended] = [e for e in bus if e.data["event_type"] == "call_end"]
     assert ended.data["caller_name"] == "Mum"
+    [logged] = log
+    assert describer(hass)(logged)["message"] == "Missed call from Mum on GSM1"
+    calls = hass.states.get(RECENT).attributes["calls"]
+    assert [(c["number"], c["name"], c["result"]) for c in calls] == [
+        ("+79161234567", "Mum", "missed")
+    ]
 
 
 async def test_an_extension_and_an_outgoing_call_are_named(
     hass: HomeAssistant,
     emulator: SpRecordEmulator,
     entry: MockConfigEntry,
-    bus: list[Event],
+    log: list[Event],
 ) -> None:
     await add_contact(hass, entry, "Reception", "101")
     await add_contact(hass, entry, "Shop", "+7 495 111-22-33, 8 800 555 35 35")
@@ -179,8 +205,10 @@ async def test_an_extension_and_an_outgoing_call_are_named(
         "Reception",
         "Shop",
     )
-    [outgoing] = bus
-    assert describer(hass)(outgoing)["message"] == "Outgoing call: Shop, GSM1"
+    emulator.emit("call_end", end(7, status="busy"))
+    await wait_for_state(hass, CALL_STATE, "idle")
+    [logged] = log
+    assert describer(hass)(logged)["message"] == "Outgoing call to Shop on GSM1, Busy"
 
 
 async def test_contacts_are_edited_and_removed_without_a_reload(

@@ -34,6 +34,9 @@ CONF_DEVICE_ID: Final = "device_id"
 
 EVENT_SPRECORD: Final = "sprecord_event"
 """Bus event fired for every event the PBX sends."""
+EVENT_SPRECORD_LOG: Final = "sprecord_log"
+"""Bus event fired once per finished call and per SMS (no text): the call
+list's entries, which the logbook shows."""
 
 ISSUE_TOO_MANY_CONNECTIONS: Final = "too_many_connections"
 ISSUE_PHONEBOOK: Final = "phonebook_invalid"

@@ -1,4 +1,9 @@
-"""Logbook descriptions of `sprecord_event`, in the user's language."""
+"""Logbook: one line per finished call and per SMS, in the user's language.
+
+Only `sprecord_log` is described (one event per finished call, one per SMS,
+never its text): the steps of a call (`sprecord_event`) stay out of the
+logbook, so it reads like a phone's call list.
+"""
 
 from __future__ import annotations
 
@@ -13,21 +18,24 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.translation import async_get_cached_translations
 
-from .const import DOMAIN, EVENT_SPRECORD
+from .calllog import KIND_SMS, RESULT_MISSED, RESULT_UNKNOWN
+from .const import DOMAIN, EVENT_SPRECORD_LOG
 
-_EVENT_NAME = (
-    "component.sprecord.entity.event.{entity}.state_attributes.event_type.state.{type}"
-)
-_STATUS_NAME = "component.sprecord.entity.sensor.last_call_status.state.{status}"
-_ENTITY_OF_TYPE = {"incoming_sms": "sms", "startup": "pbx"}
-_NUMBER_KEYS = ("call_src", "sms_src", "number", "trunk")
-_NUMBER_KEYS_OUTGOING = ("call_dst", "trunk")
-"""An outgoing call is shown by the number called, not the extension."""
-_NAME_OF = {
-    "call_src": "caller_name",
-    "call_dst": "called_name",
-    "sms_src": "sender_name",
+_TEXT = "component.sprecord.entity.sensor.recent_calls.state_attributes.calls.state.{}"
+_STATUS = "component.sprecord.entity.sensor.last_call_status.state.{}"
+_ENGLISH = {
+    "incoming": "Incoming call from {who} on {line}",
+    "outgoing": "Outgoing call to {who} on {line}",
+    "missed": "Missed call from {who} on {line}",
+    "sms": "SMS from {who} on {line}",
+    "answered_by": "answered by {extension}",
+    "no_end": "its end was not received",
+    "withheld": "a withheld number",
+    "unknown_line": "an unknown line",
+    "minutes_seconds": "{minutes} min {seconds} s",
+    "seconds": "{seconds} s",
 }
+"""The texts when a translation is missing (they are in strings.json)."""
 
 
 @callback
@@ -35,42 +43,60 @@ def async_describe_events(
     hass: HomeAssistant,
     async_describe_event: Callable[[str, str, Callable[[Event], dict[str, str]]], None],
 ) -> None:
-    """Describe `sprecord_event` in the logbook."""
+    """Describe `sprecord_log` in the logbook."""
 
     @callback
     def describe(event: Event) -> dict[str, str]:
-        data: Mapping[str, Any] = event.data
-        event_type = str(data.get("event_type", ""))
-        payload = data.get("payload") or {}
         translations = async_get_cached_translations(
             hass, hass.config.language, "entity", DOMAIN
         )
-        entity = _ENTITY_OF_TYPE.get(event_type, "call")
-        name = translations.get(
-            _EVENT_NAME.format(entity=entity, type=event_type), event_type
-        )
-        keys = _NUMBER_KEYS_OUTGOING if event_type == "outgoing_call" else _NUMBER_KEYS
-        details = [
-            # The phonebook's name where it knows the number.
-            str(data.get(_NAME_OF.get(key, "")) or payload[key])
-            for key in keys
-            if payload.get(key) not in (None, "")
-        ]
-        if status := payload.get("status"):
-            details.insert(
-                0, translations.get(_STATUS_NAME.format(status=status), status)
-            )
-        message = f"{name}: {', '.join(details)}" if details else name
+
+        def text(key: str, **values: Any) -> str:
+            template = translations.get(_TEXT.format(key)) or _ENGLISH[key]
+            return template.format(**values)
+
         return {
-            LOGBOOK_ENTRY_NAME: _pbx_name(hass, data),
-            LOGBOOK_ENTRY_MESSAGE: message,
+            LOGBOOK_ENTRY_NAME: _pbx_name(hass, event.data),
+            LOGBOOK_ENTRY_MESSAGE: describe_entry(event.data, text, translations),
         }
 
-    async_describe_event(DOMAIN, EVENT_SPRECORD, describe)
+    async_describe_event(DOMAIN, EVENT_SPRECORD_LOG, describe)
+
+
+def describe_entry(
+    data: Mapping[str, Any],
+    text: Callable[..., str],
+    translations: Mapping[str, str],
+) -> str:
+    """Return the line of one call or SMS of the call list."""
+    who = data.get("name") or data.get("number") or text("withheld")
+    line = data.get("line") or text("unknown_line")
+    if data.get("kind") == KIND_SMS:
+        return text("sms", who=who, line=line)
+    result = data.get("result")
+    if result == RESULT_MISSED:
+        return text("missed", who=who, line=line)
+    outgoing = data.get("direction") == "outgoing"
+    parts = [text("outgoing" if outgoing else "incoming", who=who, line=line)]
+    if answered_by := data.get("answered_by"):
+        parts.append(text("answered_by", extension=answered_by))
+    if result == RESULT_UNKNOWN:
+        parts.append(text("no_end"))
+    elif result != "success" and result:
+        parts.append(translations.get(_STATUS.format(result), str(result)))
+    duration = data.get("duration")
+    if result == "success" and isinstance(duration, int) and duration > 0:
+        minutes, seconds = divmod(duration, 60)
+        parts.append(
+            text("minutes_seconds", minutes=minutes, seconds=seconds)
+            if minutes
+            else text("seconds", seconds=seconds)
+        )
+    return ", ".join(parts)
 
 
 def _pbx_name(hass: HomeAssistant, data: Mapping[str, Any]) -> str:
-    """Return the name of the PBX that sent an event, as the user sees it."""
+    """Return the name of the PBX of an entry, as the user sees it."""
     device_id = data.get("device_id")
     if device_id and (device := dr.async_get(hass).async_get(str(device_id))):
         return device.name_by_user or device.name or "SpRecord MiniPBX"

@@ -9,6 +9,7 @@ its calls whose end never comes, fires the bus event, and tells its entities.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 import contextlib
 from dataclasses import dataclass
@@ -20,10 +21,25 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.event import async_track_point_in_utc_time
 
-from .api import IncomingSmsEvent, SpRecordEvent, StartupEvent
+from .api import (
+    AnswerElsewhereEvent,
+    CallEndEvent,
+    CallEvent,
+    IncomingSmsEvent,
+    SpRecordEvent,
+    StartupEvent,
+)
+from .calllog import KIND_CALL, KIND_SMS, MAX_RECENT, call_entry, restore_entries
 from .calls import Call, CallChange, CallTracker
 from .compat import via_device_info
-from .const import DOMAIN, EVENT_SPRECORD, LOGGER, MANUFACTURER, MODEL
+from .const import (
+    DOMAIN,
+    EVENT_SPRECORD,
+    EVENT_SPRECORD_LOG,
+    LOGGER,
+    MANUFACTURER,
+    MODEL,
+)
 
 if TYPE_CHECKING:
     from .coordinator import SpRecordCoordinator
@@ -146,6 +162,8 @@ class Pbx:
         self.tracker = CallTracker(call_timeout=call_timeout)
         self.last_sms: SmsMessage | None = None
         self.last_startup: datetime | None = None
+        self.recent_calls: deque[dict[str, Any]] = deque(maxlen=MAX_RECENT)
+        """The last finished calls, newest first (`calllog.call_entry()`)."""
         self.device_registry_id: str | None = None
         """Home Assistant's id of the PBX's device (bus events, logbook)."""
         self._listeners: dict[str, list[CALLBACK_TYPE]] = {}
@@ -260,6 +278,7 @@ class Pbx:
     def handle(self, event: SpRecordEvent, now: datetime) -> None:
         """Take one event of this PBX: track, fire, notify."""
         change: CallChange | None = None
+        logged: dict[str, Any] | None = None
         names: dict[str, str | None] = {}
         name_for = self.coordinator.phonebook.name_for
         match event:
@@ -273,6 +292,13 @@ class Pbx:
                     received=now,
                     sender_name=names["sender_name"],
                 )
+                logged = {
+                    "kind": KIND_SMS,
+                    "time": now.isoformat(),
+                    "number": event.sms_src,
+                    "name": names["sender_name"],
+                    "line": event.trunk,
+                }
                 self._new_line(self.tracker.note_line(event.trunk))
                 self.touch(TOPIC_SMS)
                 self.coordinator.async_schedule_save()
@@ -281,6 +307,9 @@ class Pbx:
                 if ended := self.tracker.restart(now):
                     self._calls_ended(ended)
             case _:
+                if isinstance(event, CallEvent | CallEndEvent | AnswerElsewhereEvent):
+                    # Every call event carries the keys, named or not.
+                    names = {"caller_name": None, "called_name": None}
                 change = self.tracker.apply(event, now)
                 if change is not None:
                     call = change.call
@@ -293,6 +322,7 @@ class Pbx:
                     if change.call.trunk:
                         topics.append(line_topic(change.call.trunk))
                     if change.ended:
+                        logged = self._log_call(change.call)
                         topics.append(TOPIC_ENDED)
                         self.coordinator.async_schedule_save()
                     self.touch(*topics)
@@ -309,7 +339,28 @@ class Pbx:
                 **names,
             },
         )
+        if logged is not None:
+            self._fire_log(logged)
         self._notify(event, change)
+
+    def _log_call(self, call: Call) -> dict[str, Any]:
+        """List a finished call; return its log entry."""
+        entry = call_entry(call)
+        self.recent_calls.appendleft(entry)
+        return {"kind": KIND_CALL, **entry}
+
+    @callback
+    def _fire_log(self, entry: dict[str, Any]) -> None:
+        """Fire the one `sprecord_log` event of a finished call or an SMS."""
+        self.hass.bus.async_fire(
+            EVENT_SPRECORD_LOG,
+            {
+                "device_id": self.device_registry_id,
+                "config_entry_id": self.entry.entry_id,
+                "pbx_id": self.pbx_id,
+                **entry,
+            },
+        )
 
     @callback
     def _notify(self, event: SpRecordEvent, change: CallChange | None) -> None:
@@ -368,7 +419,10 @@ class Pbx:
             LOGGER.debug(
                 "Calls over without an end event: %s", [c.call_id for c in calls]
             )
-            topics = {TOPIC_CALLS}
+            for call in calls:
+                self._fire_log(self._log_call(call))
+            self.coordinator.async_schedule_save()
+            topics = {TOPIC_CALLS, TOPIC_ENDED}
             topics.update(line_topic(c.trunk) for c in calls if c.trunk)
             self.touch(*topics)
         self._schedule_expiry()
@@ -389,6 +443,7 @@ class Pbx:
             else None,
             "lines": list(tracker.lines),
             "last_sms": None if sms is None else sms.as_dict(),
+            "recent_calls": list(self.recent_calls),
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
@@ -403,6 +458,8 @@ class Pbx:
             tracker.note_line(str(line))
         if sms := data.get("last_sms"):
             self.last_sms = SmsMessage.from_dict(sms)
+        self.recent_calls.clear()
+        self.recent_calls.extend(restore_entries(data.get("recent_calls")))
 
 
 def pbx_device_info(pbx: Pbx) -> DeviceInfo:

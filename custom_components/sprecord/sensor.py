@@ -107,6 +107,7 @@ def _missed_attributes(pbx: Pbx) -> dict[str, Any]:
         "last_caller_name": call.caller_name if call else None,
         "last_line": call.trunk if call else None,
         "last_called": call.called if call else None,
+        "last_called_name": call.called_name if call else None,
         "last_time": call.ended.isoformat() if call and call.ended else None,
     }
 
@@ -177,6 +178,15 @@ PBX_SENSORS: tuple[SpRecordSensorDescription, ...] = (
         topics=(TOPIC_ENDED,),
     ),
     SpRecordSensorDescription(
+        # A unit (translated: "calls"), so the logbook leaves its state out:
+        # the list's own entries are logged, one line per call.
+        key="recent_calls",
+        translation_key="recent_calls",
+        value_fn=lambda c: len(c.recent_calls),
+        attrs_fn=lambda c: {"calls": list(c.recent_calls)},
+        topics=(TOPIC_ENDED,),
+    ),
+    SpRecordSensorDescription(
         key="last_sms",
         translation_key="last_sms",
         value_fn=_sms_text,
@@ -229,6 +239,9 @@ class SpRecordSensor(SpRecordEntity, SensorEntity):
     """A sensor of the PBX."""
 
     entity_description: SpRecordSensorDescription
+    # The call list is bounded but changes with every call: the recorder
+    # keeps the state, not 20 calls in each row of attribute history.
+    _unrecorded_attributes = frozenset({"calls"})
 
     @property
     def native_value(self) -> Any:
