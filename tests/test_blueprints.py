@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 import shutil
 from typing import Any
@@ -13,13 +14,20 @@ from homeassistant.components.automation.config import (
 )
 from homeassistant.components.blueprint import models
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import Event, HomeAssistant, ServiceCall, callback
+from homeassistant.core import (
+    Event,
+    HomeAssistant,
+    ServiceCall,
+    SupportsResponse,
+    callback,
+)
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util, yaml as yaml_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_fire_time_changed,
     async_mock_service,
 )
 
@@ -52,7 +60,17 @@ EXAMPLE_INPUTS: dict[str, dict[str, Any]] = {
         "notify_service": "notify.test",
     },
     "forward_sms.yaml": {"notify_service": "notify.test"},
+    "auto_dial.yaml": {
+        "when": [{"trigger": "state", "entity_id": "binary_sensor.alarm", "to": "on"}],
+        "calling_pbx": "pbx-device-id",
+        "auto_dial_event": "event.sprecord_minipbx_auto_dial",
+        "task": "Тревога",
+        "numbers": ["+79161234567", "+79031234567"],
+        "notify_service": "notify.test",
+    },
 }
+FIRST_ACTION = {"auto_dial.yaml": "sprecord.start_auto_dial"}
+"""The first action of a blueprint that does not notify first."""
 CALL_EVENT_TYPES = [
     "incoming_call",
     "outgoing_call",
@@ -128,7 +146,8 @@ async def test_blueprint_makes_a_valid_automation(
         # Raises if a trigger, condition, template or action is invalid.
         validated = await async_validate_config_item(hass, "test", config)
         assert validated is not None
-        assert validated["actions"][0]["action"] == "notify.test"
+        first = FIRST_ACTION.get(path.name, "notify.test")
+        assert validated["actions"][0]["action"] == first
 
 
 def test_a_missing_input_is_refused() -> None:
@@ -599,3 +618,88 @@ async def test_forward_sms_of_one_of_two_pbxs_with_the_integration(
     assert sorted(_messages(every)) == ["first (line GSM1)", "second (line GSM1)"]
     assert _messages(one) == ["second (line GSM1)"]
     assert devices[DEFAULT_DEVICE_ID] != devices[second]
+
+
+AUTO_DIAL_EVENT = "event.sprecord_minipbx_auto_dial"
+
+
+async def _alarm_with_auto_dial(
+    hass: HomeAssistant, tmp_path: Path, **inputs: Any
+) -> tuple[list[ServiceCall], list[ServiceCall]]:
+    """Set the auto-dial blueprint up; return the start and notify calls."""
+    started = async_mock_service(
+        hass,
+        DOMAIN,
+        "start_auto_dial",
+        response={"task_id": 500},
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    notify = async_mock_service(hass, "notify", "test")
+    hass.states.async_set("binary_sensor.alarm", "off")
+    hass.states.async_set(AUTO_DIAL_EVENT, "unknown", {"event_types": ["finished"]})
+    await _set_up_automations(hass, tmp_path, [_use("auto_dial.yaml", **inputs)])
+    hass.states.async_set("binary_sensor.alarm", "on")
+    await wait_until(lambda: len(started) == 1)
+    return started, notify
+
+
+def _task_ended(hass: HomeAssistant, task_id: int, answered: list[str]) -> None:
+    """Write the auto-dial event entity's state as the integration does."""
+    hass.states.async_set(
+        AUTO_DIAL_EVENT,
+        dt_util.utcnow().isoformat(),
+        {
+            "event_types": ["finished", "stopped"],
+            "event_type": "finished",
+            "task": "Тревога",
+            "task_id": task_id,
+            "answered": answered,
+            "not_answered": [
+                n for n in ("+79161234567", "+79031234567") if n not in answered
+            ],
+        },
+    )
+
+
+async def test_auto_dial_notifies_when_nobody_answered(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    started, notify = await _alarm_with_auto_dial(hass, tmp_path)
+    assert started[0].data == {
+        "device_id": ["pbx-device-id"],
+        "task": "Тревога",
+        "numbers": ["+79161234567", "+79031234567"],
+    }
+    _task_ended(hass, 500, answered=[])
+    await wait_until(lambda: len(notify) == 1)
+    assert notify[0].data["message"] == (
+        "Nobody answered the Тревога calls (+79161234567, +79031234567)."
+    )
+
+
+async def test_auto_dial_is_quiet_when_someone_answered(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    _, notify = await _alarm_with_auto_dial(hass, tmp_path, numbers=[])
+    _task_ended(hass, 500, answered=["+79161234567"])
+    await hass.async_block_till_done()
+    assert notify == []
+
+
+async def test_auto_dial_notifies_when_the_task_never_ends(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    _, notify = await _alarm_with_auto_dial(hass, tmp_path, wait_minutes=1)
+    assert notify == []  # the automation waits (no block: it would wait too)
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=2))
+    await wait_until(lambda: len(notify) == 1)
+    assert "+79161234567" in notify[0].data["message"]
+
+
+async def test_auto_dial_ignores_another_tasks_end(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """Another task that ended with an answer does not count for ours."""
+    _, notify = await _alarm_with_auto_dial(hass, tmp_path)
+    _task_ended(hass, 999, answered=["+79161234567"])
+    await wait_until(lambda: len(notify) == 1)
