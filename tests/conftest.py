@@ -181,6 +181,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     )
     failed = sorted(f"{k}/{s}" for (k, s), r in results.items() if not r["passed"])
     streams = max(r.get("max_streams", 0) for r in results.values())
+    write = terminalreporter.write_line
+    # Every row, pass or fail; "faults:" starts each line (scripts/test keeps
+    # those of the suite's output).
+    write(
+        "faults: kind/server                  reps  before  during (in gap) lost"
+        "  after lost  dup  reconnects  seen  streams  result"
+    )
+    for (kind, server), r in sorted(results.items()):
+        write(
+            f"faults: {kind + '/' + server:<36} {r['repetitions']:>4}"
+            f"  {r['sent_before']:>6}  {r['sent_during']:>6} ({r['sent_in_gap']:>6})"
+            f" {r['lost_during']:>4}  {r['sent_after']:>5} {r['lost_after']:>4}"
+            f"  {r['duplicates']:>3}  {r['reconnects']:>10}  {r['faults_seen']:>4}"
+            f"  {r.get('max_streams', 0):>7}  {'passed' if r['passed'] else 'FAILED'}"
+        )
     parts = []
     for server in ("resuming", "not_resuming"):
         rows = [r for (_kind, s), r in results.items() if s == server]
@@ -190,11 +205,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                 f"{sum(r['lost_during'] for r in rows)} of "
                 f"{sum(r['sent_during'] for r in rows)} sent during faults "
                 f"({sum(r['sent_in_gap'] for r in rows)} of them inside a "
-                f"reconnect gap), {sum(r['lost_after'] for r in rows)} of those "
-                "sent after"
+                f"reconnect gap), {sum(r['lost_after'] for r in rows)} of "
+                f"{sum(r['sent_after'] for r in rows)} sent after"
             )
     duplicates = sum(r["duplicates"] for r in results.values())
-    terminalreporter.write_line(
+    write(
         f"faults: {len(kinds)} kinds x {repetitions} repetitions"
         f"{' (' + ', '.join(fewer) + ')' if fewer else ''}, "
         f"{len(failed)} failed{' (' + ', '.join(failed) + ')' if failed else ''}; "
