@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 import random
+import re
 import signal
 import sys
 from typing import Any
@@ -746,11 +747,25 @@ async def test_cli_serves_until_a_signal(
         ["--port", "0", "--scenario", "office", "--speed", "100", "--seed", "1"]
     )
     task = asyncio.create_task(_serve(args))
+    printed = ""
     async with asyncio.timeout(2):
-        while "playing" not in capsys.readouterr().out:
+        while "playing" not in printed:
+            printed += capsys.readouterr().out
             await asyncio.sleep(0.01)
-    os.kill(os.getpid(), signal.SIGTERM)
-    await asyncio.wait_for(task, 2)
+    url = re.search(r"on (http://127\.0\.0\.1:\d+)", printed)
+    assert url is not None, printed
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url[1]}/sys/events", headers=AUTH) as response:
+            assert response.status == 200  # it serves...
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.wait_for(task, 2)
+            assert task.result() is None  # ...and a signal ends it cleanly,
+            # The open stream ends too: reading it to the end returns.
+            rest = await asyncio.wait_for(response.content.read(), 2)
+            assert response.content.at_eof()
+            assert b"event" not in rest or rest.endswith(b"\r\n\r\n")
+        with pytest.raises(aiohttp.ClientConnectionError):  # and frees the port
+            await session.get(f"{url[1]}/sys/events", headers=AUTH)
     loop = asyncio.get_running_loop()
     with contextlib.suppress(Exception):
         loop.remove_signal_handler(signal.SIGTERM)

@@ -69,8 +69,54 @@ async def test_entities(
     stats = config_entry.runtime_data.coordinator.stats
     await wait_until(lambda: sum(stats.events_by_type.values()) == len(events))
     await hass.async_block_till_done()
+    # Written by hand from the traffic above, beside the snapshot: a snapshot
+    # updated without a look cannot make a wrong state pass.
+    for entity_id, (state, attributes) in EXPECTED[platform].items():
+        current = hass.states.get(entity_id)
+        assert current is not None, entity_id
+        assert current.state == state, entity_id
+        for key, value in attributes.items():
+            assert current.attributes.get(key) == value, (entity_id, key)
     assert our_part(hass, config_entry) == snapshot
     assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+EXPECTED: dict[Platform, dict[str, tuple[str, dict[str, Any]]]] = {
+    Platform.SENSOR: {
+        # Call 3 rings (the newest), call 2 talks on GSM2, call 1 was missed.
+        "sensor.sprecord_minipbx_call_state": (
+            "ringing",
+            {"caller": "+79990001122", "called": "105", "line": "GSM1"},
+        ),
+        "sensor.sprecord_minipbx_active_calls": ("2", {}),
+        "sensor.sprecord_minipbx_last_call_result": ("no_answer", {"call_id": "1"}),
+        "sensor.sprecord_minipbx_missed_calls": ("1", {"last_line": "GSM1"}),
+        "sensor.sprecord_minipbx_recent_calls": ("1", {}),
+        "sensor.sprecord_minipbx_last_sms": (
+            "Ваш заказ доставлен",
+            {"sender": "OZON", "line": "GSM1"},
+        ),
+        "sensor.line_gsm1_state": ("ringing", {"caller": "+79990001122"}),
+        "sensor.line_gsm2_state": ("talking", {"called": "+74951234567"}),
+    },
+    Platform.EVENT: {
+        "event.sprecord_minipbx_call": (
+            "2026-11-27T09:00:00.000+00:00",
+            {"event_type": "incoming_call", "caller": "+79990001122"},
+        ),
+        "event.sprecord_minipbx_sms": (
+            "2026-11-27T09:00:00.000+00:00",
+            {"event_type": "incoming_sms", "sms_src": "OZON"},
+        ),
+        "event.sprecord_minipbx_pbx": (
+            "2026-11-27T09:00:00.000+00:00",
+            {"event_type": "startup"},
+        ),
+    },
+    Platform.BINARY_SENSOR: {
+        "binary_sensor.sprecord_minipbx_cloud_connection": ("on", {}),
+    },
+}
 
 
 def our_part(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from custom_components.sprecord import binary_sensor, event, sensor
-from custom_components.sprecord.const import ISSUE_TOO_MANY_CONNECTIONS
+from custom_components.sprecord import binary_sensor, event, phonebook, sensor
+from custom_components.sprecord.const import ISSUE_PHONEBOOK, ISSUE_TOO_MANY_CONNECTIONS
 
 COMPONENT = Path(__file__).parents[1] / "custom_components" / "sprecord"
 STRINGS = json.loads((COMPONENT / "strings.json").read_text())
@@ -92,11 +92,51 @@ def test_icons_name_only_existing_entities_and_states() -> None:
                 assert event_type in texts["state_attributes"]["event_type"]["state"]
 
 
+def _sources() -> str:
+    """Return the integration's Python source, every module."""
+    return "\n".join(p.read_text() for p in sorted(COMPONENT.glob("**/*.py")))
+
+
 def test_flow_errors_and_exceptions_have_texts() -> None:
-    source = (COMPONENT / "config_flow.py").read_text()
-    for error in set(re.findall(r'"base": "(\w+)"', source)) | {"invalid_url"}:
-        assert error in STRINGS["config"]["error"], error
-    coordinator = (COMPONENT / "coordinator.py").read_text()
-    for key in re.findall(r'translation_key="(\w+)"', coordinator):
+    """Every error key the code raises has its text; count what was found."""
+    source = _sources()
+    errors = set(re.findall(r'errors\[[^\]]+\] = "(\w+)"', source))
+    errors |= set(re.findall(r'"base": "(\w+)"', source))
+    flow_texts = (
+        STRINGS["config"]["error"].keys()
+        | STRINGS["options"]["error"].keys()
+        | STRINGS["config_subentries"]["contact"]["error"].keys()
+    )
+    for error in errors | {"invalid_url"}:
+        assert error in flow_texts, error
+    # What the scan must find, so a scan that finds nothing cannot pass.
+    assert {
+        "no_webhook_url",
+        "invalid_auth",
+        "phonebook_invalid",
+        "invalid_number",
+        "autodial_unreachable",
+    } <= errors
+    assert len(errors) >= 13, sorted(errors)
+
+    keys = set(
+        re.findall(r'translation_domain=DOMAIN,\s*translation_key="(\w+)"', source)
+    )
+    for key in keys:
         assert key in STRINGS["exceptions"], key
+    assert {
+        "invalid_auth",
+        "cannot_connect",
+        "too_many_connections",
+        "auto_dial_not_found",
+        "no_loaded_entries",
+    } <= keys
+    assert len(keys) >= 13, sorted(keys)
+    # Keys built at run time: every one they can make has its text.
+    assert 'translation_key=f"auto_dial_{code}"' in source
+    for code in ("not_running", "not_suspended", "already_suspended", "wrong_state"):
+        assert f"auto_dial_{code}" in STRINGS["exceptions"]
+    for code in phonebook.REASONS:
+        assert f"phonebook_{code}" in STRINGS["exceptions"], code
     assert ISSUE_TOO_MANY_CONNECTIONS in STRINGS["issues"]
+    assert ISSUE_PHONEBOOK in STRINGS["issues"]
