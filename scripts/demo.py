@@ -25,9 +25,10 @@ run, and `demo/contacts.vcf` names some of them, written as people write them
 - ООО «Стройснаб», two numbers: day one's calls at 60 s (missed) and 280 s,
   and the second call of `scripts/e2e`.
 
-Other callers stay numbers. `--check` waits for a caller and an SMS sender
-shown by name; should `emulator/scenarios.py` draw its numbers differently,
-it fails there, and the file needs the new numbers.
+Other callers stay numbers. `--check` waits for a caller, an SMS sender and
+a finished call in the recent-calls list (the dashboard's call list) shown by
+name; should `emulator/scenarios.py` draw its numbers differently, it fails
+there, and the file needs the new numbers.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 import contextlib
+from datetime import UTC, datetime, timedelta
 import json
 import os
 from pathlib import Path
@@ -66,6 +68,7 @@ SCENARIO_SEED = 1
 """The office day's seed: demo/contacts.vcf names numbers it plays."""
 
 CALL_STATE = "sensor.sprecord_minipbx_call_state"
+RECENT_CALLS = "sensor.sprecord_minipbx_recent_calls"
 LAST_SMS = "sensor.sprecord_minipbx_last_sms"
 NOT_A_VALUE = {"unknown", "unavailable"}
 
@@ -384,8 +387,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--check",
         action="store_true",
-        help="headless: wait for a call and an SMS to show in Home Assistant, "
-        "then stop (exit 0), or fail after --timeout",
+        help="headless: wait for a call, a finished call in the call list and "
+        "an SMS to show in Home Assistant, then stop (exit 0), or fail after "
+        "--timeout",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep .demo/config of the last run"
@@ -611,12 +615,17 @@ def check(
     *,
     names: bool = True,
 ) -> None:
-    """Wait until a call and an SMS of the scenario show in Home Assistant.
+    """Wait until a call, a listed call and an SMS of the scenario show.
 
-    With `names`, also until a caller and an SMS sender show by their names
-    from the phonebook (the default seed's first minute has both).
+    A listed call is one in the recent-calls sensor's `calls` (the list the
+    dashboard shows), which holds finished calls only. With `names`, also
+    until a caller, an SMS sender and a listed call show by their names from
+    the phonebook (the default seed's day has all three in its first 80 s of
+    scenario time: the supplier's call at 60 s goes unanswered and is listed).
     """
     seen: dict[str, str] = {}
+    # Calls of this run only: a kept entry (--keep) restores its old list.
+    since = datetime.now(UTC) - timedelta(seconds=time.monotonic() - started)
 
     def probe() -> bool:
         call = state_of(base, token, CALL_STATE)
@@ -626,6 +635,16 @@ def check(
                 seen.setdefault(
                     "named caller", f"{caller_name} ({call['attributes']['caller']})"
                 )
+        recent = state_of(base, token, RECENT_CALLS)
+        listed = [
+            c
+            for c in (recent or {}).get("attributes", {}).get("calls") or []
+            if ended_since(c, since)
+        ]
+        if listed:
+            seen.setdefault("listed call", describe_listed(listed[0]))
+        if named := next((c for c in listed if c.get("name")), None):
+            seen.setdefault("named listed call", describe_listed(named))
         sms = state_of(base, token, LAST_SMS)
         if sms and sms["state"] not in NOT_A_VALUE:
             seen.setdefault("sms", sms["state"])
@@ -635,20 +654,38 @@ def check(
                 )
         return all(name in seen for name in wanted)
 
-    wanted = ["call", "sms"]
+    wanted = ["call", "listed call", "sms"]
     if names:
-        wanted += ["named caller", "named sender"]
+        wanted += ["named caller", "named listed call", "named sender"]
     try:
         wait_for(", ".join(wanted), probe, timeout, processes)
     except DemoError as err:
         missing = [name for name in wanted if name not in seen]
         raise DemoError(f"{err}; never seen: {', '.join(missing)}") from err
     log(f"call state went to {seen['call']!r}")
+    log(f"a call in the list: {seen['listed call']}")
     log(f"SMS arrived: {seen['sms'][:60]!r}")
     if names:
         log(f"a caller by name: {seen['named caller']}")
+        log(f"a call in the list by name: {seen['named listed call']}")
         log(f"an SMS sender by name: {seen['named sender']}")
     log(f"check passed after {time.monotonic() - started:.0f} s")
+
+
+def ended_since(call: dict[str, Any], since: datetime) -> bool:
+    """Tell whether an entry of the recent-calls list ended at `since` or later."""
+    try:
+        return datetime.fromisoformat(str(call.get("time"))) >= since
+    except (TypeError, ValueError):
+        return False
+
+
+def describe_listed(call: dict[str, Any]) -> str:
+    """Describe an entry of the recent-calls list for the log."""
+    who = call.get("name") or call.get("number") or "?"
+    if call.get("name") and call.get("number"):
+        who = f"{who} ({call['number']})"
+    return f"{call.get('direction')} {who} on {call.get('line')}: {call.get('result')}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,11 @@ Started by `scripts/e2e` with `.venv-e2e` (selenium); it runs the demo of
 6. switch the user's language and Home Assistant's to Russian (entity names
    follow Home Assistant's language, after a reload of the entry), ring a
    second call, and see "Входящий вызов", a Russian entity name and the
-   caller's name.
+   caller's name;
+7. end the calls: the second one answered at extension 102 after 2:15 of
+   talk, then a third from the first caller, missed; see both in the
+   dashboard's call list by their names from the phonebook, with the talk
+   time and "→ 102", under the list's Russian heading.
 
 Screenshots go to `docs/screenshots/`. Exit 0 on success, 1 with the failed
 step otherwise (and a screenshot `.demo/e2e/failure.png`).
@@ -81,6 +85,53 @@ SECOND_CALL = {
 }
 # The second of the supplier's two numbers there (8-969-015-44-33).
 SECOND_CALLER_NAME = "ООО «Стройснаб»"
+# How the second call goes on: answered elsewhere, at extension 102, then
+# 135 s of talk; and a third call, from the first caller, that nobody takes.
+SECOND_CALL_ENDS = [
+    {"event_type": "answer_elsewhere", "payload": {"call_id": "2", "number": "102"}},
+    {
+        "event_type": "start_talk",
+        "payload": {
+            "call_id": 2,
+            "call_src": "+79690154433",
+            "call_dst": "102",
+            "trunk": "GSM1",
+        },
+    },
+    {
+        "event_type": "call_end",
+        "payload": {
+            "call_id": "2",
+            "record_id": 2,
+            "duration": 135,
+            "status": "success",
+        },
+    },
+]
+MISSED_CALL = [
+    {
+        "event_type": "incoming_call",
+        "payload": {
+            "call_id": 3,
+            "call_src": "+79161234567",
+            "call_dst": "101",
+            "trunk": "GSM2",
+        },
+    },
+    {
+        "event_type": "call_end",
+        "payload": {
+            "call_id": "3",
+            "record_id": 3,
+            "duration": 0,
+            "status": "no_answer",
+        },
+    },
+]
+CALL_LIST = "sensor.sprecord_minipbx_recent_calls"
+"""The entity of the call list; its markdown card on the dashboard names it."""
+CALL_LIST_RU = "Последние звонки"
+"""The call list sensor's name in Russian: the list card's heading."""
 TIME_ZONE = "Europe/Moscow"
 """The demo's time zone, also the browser's: the times on screen agree."""
 
@@ -101,7 +152,7 @@ const visible = (e) => {
   const r = e.getBoundingClientRect();
   return r.width > 0 && r.height > 0;
 };
-const deepText = () => {
+const deepText = (start = document.body) => {
   const parts = [];
   const walk = (node) => {
     if (node.nodeType === Node.TEXT_NODE) { parts.push(node.textContent); return; }
@@ -109,7 +160,7 @@ const deepText = () => {
     if (node.shadowRoot) walk(node.shadowRoot);
     node.childNodes.forEach(walk);
   };
-  walk(document.body);
+  walk(start);
   return parts.join(' ').replace(/\\s+/g, ' ');
 };
 """
@@ -180,6 +231,36 @@ class Browser:
     def wait_text(self, text: str, timeout: float = 30) -> None:
         """Wait until `text` shows on the page."""
         self.wait(repr(text), lambda: text in self.text(), timeout)
+
+    def markdown_card_text(self, mentioning: str) -> str | None:
+        """Return the text of the markdown card whose template names `mentioning`.
+
+        None while the dashboard has no such card on screen.
+        """
+        text = self.js(
+            """
+            const card = deepAll('hui-markdown-card').filter(visible).find(
+              (c) => c._config && String(c._config.content).includes(arguments[0]));
+            return card ? deepText(card) : null;
+            """,
+            mentioning,
+        )
+        return None if text is None else str(text)
+
+    def wait_card_texts(
+        self, mentioning: str, texts: tuple[str, ...], timeout: float = 30
+    ) -> str:
+        """Wait until the markdown card naming `mentioning` shows all `texts`."""
+
+        def probe() -> str | None:
+            text = self.markdown_card_text(mentioning)
+            return text if text and all(t in text for t in texts) else None
+
+        try:
+            return str(self.wait(f"{texts} in its card", probe, timeout))
+        except JourneyError as err:
+            shown = self.markdown_card_text(mentioning)
+            raise JourneyError(f"{err}; the card shows: {shown!r}") from err
 
     def field(self, selector: str, within: str = "", timeout: float = 30) -> WebElement:
         """Wait for the visible input matching `selector`, in any shadow root.
@@ -422,6 +503,21 @@ def journey(browser: Browser, demo: dict[str, str]) -> None:
     browser.wait_text(SECOND_CALLER_NAME)
     time.sleep(1)
     browser.shot("dashboard-ru.png")
+
+    log("7. the calls end and show in the call list, by name")
+    for event in [*SECOND_CALL_ENDS, *MISSED_CALL]:
+        post_json(f"{emulator}/_emulator/events", event)
+    # Newest first: the first caller's missed call, then the second caller's
+    # answered one (2:15 of talk, taken at 102). The names come from the
+    # phonebook; the heading is the list sensor's name, now in Russian.
+    shown = browser.wait_card_texts(
+        CALL_LIST, (CALL_LIST_RU, CALLER_NAME, SECOND_CALLER_NAME, "2:15", "→ 102")
+    )
+    if shown.index(CALLER_NAME) > shown.index(SECOND_CALLER_NAME):
+        raise JourneyError(f"the call list is not newest first: {shown!r}")
+    log(f"the call list shows: {shown}")
+    time.sleep(1)
+    browser.shot("dashboard-call-list.png")
 
 
 def start_demo() -> subprocess.Popen[bytes]:
