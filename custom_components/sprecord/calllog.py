@@ -29,6 +29,7 @@ _FIELDS = (
     "result",
     "duration",
     "answered_by",
+    "answered_by_name",
 )
 
 
@@ -59,6 +60,7 @@ def call_entry(call: Call) -> dict[str, Any]:
         "result": result,
         "duration": call.duration,
         "answered_by": call.answered_by,
+        "answered_by_name": None,
     }
 
 

@@ -1,4 +1,4 @@
-"""Logbook: one line per finished call and per SMS, in the user's language.
+"""Logbook: one line per finished call and per SMS, in Home Assistant's language.
 
 Only `sprecord_log` is described (one event per finished call, one per SMS,
 never its text): the steps of a call (`sprecord_event`) stay out of the
@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from homeassistant.components.logbook.const import (
+    LOGBOOK_ENTRY_ENTITY_ID,
     LOGBOOK_ENTRY_MESSAGE,
     LOGBOOK_ENTRY_NAME,
 )
@@ -55,10 +56,13 @@ def async_describe_events(
             template = translations.get(_TEXT.format(key)) or _ENGLISH[key]
             return template.format(**values)
 
-        return {
+        described = {
             LOGBOOK_ENTRY_NAME: _pbx_name(hass, event.data),
             LOGBOOK_ENTRY_MESSAGE: describe_entry(event.data, text, translations),
         }
+        if entity_id := event.data.get("entity_id"):
+            described[LOGBOOK_ENTRY_ENTITY_ID] = str(entity_id)
+        return described
 
     async_describe_event(DOMAIN, EVENT_SPRECORD_LOG, describe)
 
@@ -78,7 +82,7 @@ def describe_entry(
         return text("missed", who=who, line=line)
     outgoing = data.get("direction") == "outgoing"
     parts = [text("outgoing" if outgoing else "incoming", who=who, line=line)]
-    if answered_by := data.get("answered_by"):
+    if answered_by := data.get("answered_by_name") or data.get("answered_by"):
         parts.append(text("answered_by", extension=answered_by))
     if result == RESULT_UNKNOWN:
         parts.append(text("no_end"))

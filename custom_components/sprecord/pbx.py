@@ -18,6 +18,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.event import async_track_point_in_utc_time
 
@@ -346,15 +347,26 @@ class Pbx:
     def _log_call(self, call: Call) -> dict[str, Any]:
         """List a finished call; return its log entry."""
         entry = call_entry(call)
+        entry["answered_by_name"] = self.coordinator.phonebook.name_for(
+            call.answered_by
+        )
         self.recent_calls.appendleft(entry)
         return {"kind": KIND_CALL, **entry}
 
     @callback
     def _fire_log(self, entry: dict[str, Any]) -> None:
-        """Fire the one `sprecord_log` event of a finished call or an SMS."""
+        """Fire the one `sprecord_log` event of a finished call or an SMS.
+
+        It names the PBX's recent-calls sensor, so that a logbook card or
+        filter on that entity shows the call list.
+        """
+        entity_id = er.async_get(self.hass).async_get_entity_id(
+            "sensor", DOMAIN, f"{self.unique_prefix}_recent_calls"
+        )
         self.hass.bus.async_fire(
             EVENT_SPRECORD_LOG,
             {
+                "entity_id": entity_id,
                 "device_id": self.device_registry_id,
                 "config_entry_id": self.entry.entry_id,
                 "pbx_id": self.pbx_id,
