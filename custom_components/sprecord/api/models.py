@@ -21,12 +21,14 @@ bounded. What leaves this module can be saved and serialised as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 import json
+import json.scanner
 import math
+import re
 from typing import Any, ClassVar, Self
 
 from .exceptions import ProtocolError
@@ -345,93 +347,6 @@ def _as_text(value: Any) -> str | None:
     return None
 
 
-class _Payload:
-    """Reads fields of one payload; remembers which, so the rest is extra.
-
-    Only the fields that identify an event are required: their readers raise
-    errors that name the field. Every other reader takes a missing, null or
-    unreadable value as not given.
-    """
-
-    __slots__ = ("_event_type", "_raw", "_read")
-
-    def __init__(self, event_type: str, raw: Mapping[str, Any]) -> None:
-        self._event_type = event_type
-        self._raw = raw
-        self._read: set[str] = set()
-
-    def _error(self, key: str, problem: str) -> ProtocolError:
-        return ProtocolError(f"{self._event_type}: payload.{key} {problem}")
-
-    def _get(self, key: str) -> Any:
-        """Return a field's value (None when missing) and note it as known."""
-        self._read.add(key)
-        return self._raw.get(key)
-
-    def extra(self) -> dict[str, Any]:
-        """Return the fields no reader asked for, as they came."""
-        return {k: v for k, v in self._raw.items() if k not in self._read}
-
-    def required_text(self, key: str, *, allow_empty: bool = True) -> str:
-        """Read a required string field; integers are turned into text."""
-        value = self._get(key)
-        if value is None and key not in self._raw:
-            raise self._error(key, "is missing")
-        text = _as_text(value)
-        if text is None:
-            raise self._error(key, f"must be a string, got {type(value).__name__}")
-        if not allow_empty and not text.strip():
-            raise self._error(key, "is empty")
-        return text
-
-    def identifier(self, key: str) -> str:
-        """Read the id of an event: required, text or an integer, not blank."""
-        return self.required_text(key, allow_empty=False)
-
-    def text(self, key: str) -> str | None:
-        """Read an optional string field; None when missing or unreadable."""
-        return _as_text(self._get(key))
-
-    def optional_int(self, key: str) -> int | None:
-        """Read an optional integer; digit strings are accepted, junk is None."""
-        value = self._get(key)
-        if isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                return None
-        elif isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
-            return None
-        return value if INT64_MIN <= value <= UINT64_MAX else None
-
-    def status(self, key: str) -> RecordCallStatus:
-        """Read a call status: unknown texts are kept, none is `not_def`."""
-        text = _as_text(self._get(key))
-        if text is None or not text.strip():
-            return RecordCallStatus.NOT_DEF
-        return RecordCallStatus(text)
-
-    def date(self, key: str) -> datetime | str | None:
-        """Read a date: ISO 8601, Unix seconds, or the raw text if neither."""
-        value = self._get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return _from_timestamp(value) or str(value)
-        if not isinstance(value, str) or not value.strip():
-            return None  # not given, or nothing a date can be read from
-        text = value.strip()
-        try:
-            return datetime.fromisoformat(text)
-        except ValueError:
-            pass
-        try:
-            number = float(text)
-        except ValueError:
-            return value
-        return _from_timestamp(number) or value
-
-
 def _from_timestamp(value: float) -> datetime | None:
     """Read Unix seconds (or milliseconds, as some servers send) as UTC."""
     try:
@@ -454,6 +369,33 @@ _CALL_EVENTS: dict[str, type[CallEvent]] = {
     EventType.START_TALK: StartTalkEvent,
 }
 
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _json_int(text: str) -> int | str:
+    """Read a JSON integer the way `_storable()` keeps it."""
+    value = int(text)
+    return value if INT64_MIN <= value <= UINT64_MAX else str(value)
+
+
+def _json_float(text: str) -> float | None:
+    """Read a JSON number with a fraction the way `_storable()` keeps it."""
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _json_constant(_name: str) -> None:
+    """Read `NaN`, `Infinity` and `-Infinity` as `_storable()` keeps them."""
+
+
+_scan_once: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    json.JSONDecoder(  # type: ignore[arg-type]  # typeshed has it as a class
+        parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant
+    )
+)
+"""`json.loads()`'s own scanner, numbers made storable as they are read."""
+
 
 def parse_event(raw: str | bytes | Mapping[str, Any]) -> SpRecordEvent:
     """Turn one event envelope (JSON text or a decoded mapping) into a model.
@@ -462,7 +404,7 @@ def parse_event(raw: str | bytes | Mapping[str, Any]) -> SpRecordEvent:
     identifies a known event, is malformed. Unknown event types become
     `UnknownEvent`. What comes out is storable (see `_storable()`).
     """
-    envelope = _storable(_decode(raw))
+    envelope = _envelope(raw)
     device_id = envelope.get("device_id")
     if isinstance(device_id, int) and not isinstance(device_id, bool):
         device_id = str(device_id)
@@ -479,56 +421,195 @@ def parse_event(raw: str | bytes | Mapping[str, Any]) -> SpRecordEvent:
         return VerificationEvent(device_id=device_id, payload=str(raw_payload))
     if raw_payload is None:
         raw_payload = {}
-    if not isinstance(raw_payload, Mapping):
+    elif type(raw_payload) is not dict and not isinstance(raw_payload, Mapping):
         raise ProtocolError(f"{event_type}: payload must be an object")
-    return _build(event_type, device_id, _Payload(event_type, raw_payload), raw_payload)
+    builder = _BUILDERS.get(event_type)
+    if builder is None:
+        return UnknownEvent(device_id=device_id, name=event_type, payload=raw_payload)
+    return builder(event_type, device_id, raw_payload)
 
 
-def _build(
-    event_type: str,
-    device_id: str,
-    p: _Payload,
-    raw_payload: Mapping[str, Any],
-) -> SpRecordEvent:
-    """Build the model of one event type."""
-    if call_class := _CALL_EVENTS.get(event_type):
-        return call_class(
-            device_id=device_id,
-            call_id=p.identifier("call_id"),
-            call_src=p.text("call_src"),
-            call_dst=p.text("call_dst"),
-            trunk=p.text("trunk"),
-            extra=p.extra(),
+def _envelope(raw: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
+    """Decode the envelope and make it storable."""
+    if type(raw) is str:
+        # The stream's case, in one pass of the scanner: numbers come out
+        # storable; text and nesting need `_storable()` only when the text
+        # shows a surrogate or enough brackets, which is rare.
+        try:
+            value, end = _scan_once(raw, 0)
+        except (StopIteration, ValueError, RecursionError):
+            end = -1  # the general way below gives the error its message
+        if end == len(raw) and type(value) is dict:
+            envelope: dict[str, Any] = value
+            if (
+                raw.count("{") + raw.count("[") > MAX_NESTING
+                or ("\\u" in raw and _ESCAPED_SURROGATE.search(raw))
+                or (not raw.isascii() and _SURROGATE.search(raw))
+            ):
+                return _storable(envelope)  # type: ignore[no-any-return]
+            return envelope
+    return _storable(_decode(raw))  # type: ignore[no-any-return]
+
+
+# Each builder reads the fields of one event type straight from the payload;
+# the fields it reads are its type's `_KNOWN` ones, the rest are `extra`.
+
+
+def _extra(raw: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """Return the payload fields outside `known`, as they came."""
+    if raw.keys() <= known:
+        return {}
+    return {k: v for k, v in raw.items() if k not in known}
+
+
+def _identifier(event_type: str, raw: Mapping[str, Any], key: str) -> str:
+    """Read the id of an event: required, text or an integer, not blank."""
+    return _required_text(event_type, raw, key, allow_empty=False)
+
+
+def _required_text(
+    event_type: str, raw: Mapping[str, Any], key: str, *, allow_empty: bool = True
+) -> str:
+    """Read a required string field; integers are turned into text."""
+    value = raw.get(key)
+    text = value if type(value) is str else _as_text(value)
+    if text is None:
+        if value is None and key not in raw:
+            raise ProtocolError(f"{event_type}: payload.{key} is missing")
+        raise ProtocolError(
+            f"{event_type}: payload.{key} must be a string, got {type(value).__name__}"
         )
-    match event_type:
-        case EventType.CALL_END:
-            return CallEndEvent(
-                device_id=device_id,
-                call_id=p.identifier("call_id"),
-                record_id=p.optional_int("record_id"),
-                duration=p.optional_int("duration"),
-                status=p.status("status"),
-                extra=p.extra(),
-            )
-        case EventType.ANSWER_ELSEWHERE:
-            return AnswerElsewhereEvent(
-                device_id=device_id,
-                call_id=p.identifier("call_id"),
-                number=p.text("number"),
-                extra=p.extra(),
-            )
-        case EventType.INCOMING_SMS:
-            return IncomingSmsEvent(
-                device_id=device_id,
-                text=p.required_text("text"),
-                sms_src=p.text("sms_src") or "",
-                trunk=p.text("trunk") or "",
-                date=p.date("date"),
-                extra=p.extra(),
-            )
-        case EventType.STARTUP:
-            return StartupEvent(device_id=device_id, extra=p.extra())
-    return UnknownEvent(device_id=device_id, name=event_type, payload=raw_payload)
+    if not allow_empty and (not text or text.isspace()):
+        raise ProtocolError(f"{event_type}: payload.{key} is empty")
+    return text
+
+
+def _text(raw: Mapping[str, Any], key: str) -> str | None:
+    """Read an optional string field; None when missing or unreadable."""
+    value = raw.get(key)
+    return value if type(value) is str else _as_text(value)
+
+
+def _optional_int(raw: Mapping[str, Any], key: str) -> int | None:
+    """Read an optional integer; digit strings are accepted, junk is None."""
+    value = raw.get(key)
+    if type(value) is not int:
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                return None
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+    return value if INT64_MIN <= value <= UINT64_MAX else None
+
+
+_STATUSES: dict[str, RecordCallStatus] = {s.value: s for s in RecordCallStatus}
+
+
+def _status(raw: Mapping[str, Any], key: str) -> RecordCallStatus:
+    """Read a call status: unknown texts are kept, none is `not_def`."""
+    text = _text(raw, key)
+    if text is None:
+        return RecordCallStatus.NOT_DEF
+    if (status := _STATUSES.get(text)) is not None:
+        return status
+    if not text.strip():
+        return RecordCallStatus.NOT_DEF
+    return RecordCallStatus(text)
+
+
+def _date(raw: Mapping[str, Any], key: str) -> datetime | str | None:
+    """Read a date: ISO 8601, Unix seconds, or the raw text if neither."""
+    value = raw.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _from_timestamp(value) or str(value)
+    if not isinstance(value, str) or not value.strip():
+        return None  # not given, or nothing a date can be read from
+    text = value.strip()
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return value
+    return _from_timestamp(number) or value
+
+
+_CALL_FIELDS = frozenset(("call_id", "call_src", "call_dst", "trunk"))
+_CALL_END_FIELDS = frozenset(("call_id", "record_id", "duration", "status"))
+_ANSWER_ELSEWHERE_FIELDS = frozenset(("call_id", "number"))
+_SMS_FIELDS = frozenset(("text", "sms_src", "trunk", "date"))
+_NO_FIELDS: frozenset[str] = frozenset()
+
+
+def _build_call(
+    event_type: str, device_id: str, raw: Mapping[str, Any]
+) -> SpRecordEvent:
+    return _CALL_EVENTS[event_type](
+        device_id=device_id,
+        call_id=_identifier(event_type, raw, "call_id"),
+        call_src=_text(raw, "call_src"),
+        call_dst=_text(raw, "call_dst"),
+        trunk=_text(raw, "trunk"),
+        extra=_extra(raw, _CALL_FIELDS),
+    )
+
+
+def _build_call_end(
+    event_type: str, device_id: str, raw: Mapping[str, Any]
+) -> SpRecordEvent:
+    return CallEndEvent(
+        device_id=device_id,
+        call_id=_identifier(event_type, raw, "call_id"),
+        record_id=_optional_int(raw, "record_id"),
+        duration=_optional_int(raw, "duration"),
+        status=_status(raw, "status"),
+        extra=_extra(raw, _CALL_END_FIELDS),
+    )
+
+
+def _build_answer_elsewhere(
+    event_type: str, device_id: str, raw: Mapping[str, Any]
+) -> SpRecordEvent:
+    return AnswerElsewhereEvent(
+        device_id=device_id,
+        call_id=_identifier(event_type, raw, "call_id"),
+        number=_text(raw, "number"),
+        extra=_extra(raw, _ANSWER_ELSEWHERE_FIELDS),
+    )
+
+
+def _build_sms(
+    event_type: str, device_id: str, raw: Mapping[str, Any]
+) -> SpRecordEvent:
+    return IncomingSmsEvent(
+        device_id=device_id,
+        text=_required_text(event_type, raw, "text"),
+        sms_src=_text(raw, "sms_src") or "",
+        trunk=_text(raw, "trunk") or "",
+        date=_date(raw, "date"),
+        extra=_extra(raw, _SMS_FIELDS),
+    )
+
+
+def _build_startup(
+    _event_type: str, device_id: str, raw: Mapping[str, Any]
+) -> SpRecordEvent:
+    return StartupEvent(device_id=device_id, extra=_extra(raw, _NO_FIELDS))
+
+
+_BUILDERS: dict[str, Callable[[str, str, Mapping[str, Any]], SpRecordEvent]] = {
+    **dict.fromkeys(_CALL_EVENTS, _build_call),
+    EventType.CALL_END: _build_call_end,
+    EventType.ANSWER_ELSEWHERE: _build_answer_elsewhere,
+    EventType.INCOMING_SMS: _build_sms,
+    EventType.STARTUP: _build_startup,
+}
 
 
 def _decode(raw: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
