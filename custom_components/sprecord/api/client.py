@@ -359,10 +359,11 @@ class EventStream:
         while True:
             while pending:
                 sse = pending.popleft()
-                if not sse.data.strip():
+                data = sse.data
+                if not data or data.isspace():
                     continue  # an empty `data:` is a keep-alive, not an event
                 try:
-                    event = parse_event(sse.data)
+                    event = parse_event(data)
                 except ProtocolError as err:
                     self.malformed_events += 1
                     self._on_malformed_event(err)
@@ -378,7 +379,7 @@ class EventStream:
             self.watch.chunk(
                 self._loop.time(),
                 keepalive=(
-                    not any(sse.data.strip() for sse in events)
+                    all(not sse.data or sse.data.isspace() for sse in events)
                     if events
                     else parser.comments != comments
                 ),

@@ -116,9 +116,11 @@ class SSEParser:
     def _process_line(self, line: str) -> None:
         """Apply one non-empty line to the event being built."""
         if line.startswith("data:"):
-            # The common case first.
-            value = line[5:]
-            self._add_data(value.removeprefix(" "))
+            # The common cases first.
+            self._add_data(line[6:] if line.startswith(" ", 5) else line[5:])
+            return
+        if line.startswith("id: "):
+            self._set_id(line[4:])
             return
         colon = line.find(":")
         if colon == 0:
@@ -134,11 +136,15 @@ class SSEParser:
         elif field == "event":
             self._event_type = value
         elif field == "id":
-            if "\0" not in value:
-                self._id_buffer = value
+            self._set_id(value)
         elif field == "retry" and value.isascii() and value.isdigit():
             self.retry = int(value)
         # Any other field name is ignored, as the standard says.
+
+    def _set_id(self, value: str) -> None:
+        """Take an `id:` for the event being built (one with NUL is ignored)."""
+        if "\0" not in value:
+            self._id_buffer = value
 
     def _add_data(self, value: str) -> None:
         """Append a data line, bounding the event's size like a line's."""
