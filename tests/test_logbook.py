@@ -167,6 +167,9 @@ async def test_one_answered_call_is_one_line(
 ) -> None:
     """With the recorder on, a whole call and an SMS in the logbook."""
     config = {"exclude": LOGBOOK_EXCLUDE} if exclude else {}
+    # The logbook depends on the frontend, whose files (hass_frontend) the
+    # test environment need not have: its panel is all the logbook asks of it.
+    hass.config.components.add("frontend")
     assert await async_setup_component(hass, "logbook", {"logbook": config})
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
