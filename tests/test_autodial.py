@@ -392,3 +392,17 @@ async def test_two_pbxs_of_one_name_are_told_apart(
     assert result["data"][CONF_AUTODIAL] == {
         f"{setup_entry.unique_id}_pbx_second": f"127.0.0.1:{dialer.port}"
     }
+
+
+async def test_the_form_lists_pbxs_not_their_lines(
+    hass: HomeAssistant, setup_entry: MockConfigEntry, emulator: SpRecordEmulator
+) -> None:
+    emulator.emit(
+        "incoming_call", {"call_id": 1, "call_src": "+79161234567", "trunk": "GSM1"}
+    )
+    await wait_until(lambda: hass.states.get("sensor.line_gsm1_state") is not None)
+    registry = dr.async_get(hass)
+    assert len(dr.async_entries_for_config_entry(registry, setup_entry.entry_id)) == 2
+    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    section = result["data_schema"].schema[AUTODIAL_SECTION]
+    assert [str(k) for k in section.schema.schema] == [PBX_NAME]
