@@ -170,14 +170,6 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     (
         _MODELS,
         "_extra",
-        "if raw.keys() <= known: → if True:",
-    ): (
-        "the comprehension gives {} too when no key is unknown; the "
-        "test only saves building it"
-    ),
-    (
-        _MODELS,
-        "_extra",
         "raw.keys() <= known → raw.keys() < known",
     ): (
         "the comprehension gives {} too when no key is unknown; the "
