@@ -61,30 +61,31 @@ async def entry(
     await hass.config_entries.async_unload(config_entry.entry_id)
 
 
-@pytest.fixture
-def log(hass: HomeAssistant) -> list[Event]:
-    """Collect `sprecord_log`s (the call list's entries)."""
+def collected(hass: HomeAssistant, event_type: str) -> list[Event]:
+    """Return a list that collects the bus events of `event_type`.
+
+    A callback: it runs in the loop, in order, never in a worker thread.
+    """
     events: list[Event] = []
 
     @callback
-    def collect(event: Event) -> None:  # in the loop, in order
+    def collect(event: Event) -> None:
         events.append(event)
 
-    hass.bus.async_listen(EVENT_SPRECORD_LOG, collect)
+    hass.bus.async_listen(event_type, collect)
     return events
+
+
+@pytest.fixture
+def log(hass: HomeAssistant) -> list[Event]:
+    """Collect `sprecord_log`s (the call list's entries)."""
+    return collected(hass, EVENT_SPRECORD_LOG)
 
 
 @pytest.fixture
 def bus(hass: HomeAssistant) -> list[Event]:
     """Collect `sprecord_event`s."""
-    events: list[Event] = []
-
-    @callback
-    def collect(event: Event) -> None:  # in the loop, in order
-        events.append(event)
-
-    hass.bus.async_listen(EVENT_SPRECORD, collect)
-    return events
+    return collected(hass, EVENT_SPRECORD)
 
 
 async def add_contact(
