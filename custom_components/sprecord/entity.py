@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from homeassistant.core import callback
 from homeassistant.helpers.entity import Entity, EntityDescription
 
 from .pbx import TOPIC_LINK, Pbx, line_device_info, pbx_device_info
+
+if TYPE_CHECKING:
+    from .autodial import PbxAutoDial
 
 
 class SpRecordEntity(Entity):
@@ -56,3 +61,23 @@ class SpRecordEntity(Entity):
     def _handle_update(self) -> None:
         """Write the new state."""
         self.async_write_ha_state()
+
+
+class SpRecordAutoDialEntity(SpRecordEntity):
+    """An entity of a PBX's auto-dialer, on the PBX's device.
+
+    The auto-dialer is asked on the local network, not through the cloud:
+    the entity does not go unavailable with the cloud link.
+    """
+
+    def __init__(
+        self, pbx: Pbx, autodial: PbxAutoDial, description: EntityDescription
+    ) -> None:
+        """Describe the entity of the PBX's auto-dialer."""
+        super().__init__(pbx, description, ())
+        self.autodial = autodial
+
+    @property
+    def available(self) -> bool:
+        """Return True: the PBX is asked directly, not through the cloud."""
+        return True

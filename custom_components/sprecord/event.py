@@ -22,10 +22,10 @@ from .api import (
     SpRecordEvent,
     StartupEvent,
 )
-from .autodial import FINISHED, STOPPED, FollowedTask, PbxAutoDial, results_summary
+from .autodial import FINISHED, STOPPED, FollowedTask, results_summary
 from .calls import CallChange
 from .coordinator import SpRecordConfigEntry
-from .entity import SpRecordEntity
+from .entity import SpRecordAutoDialEntity, SpRecordEntity
 from .pbx import Pbx
 
 PARALLEL_UPDATES = 0
@@ -84,7 +84,7 @@ async def async_setup_entry(
         add_pbx(pbx)
     entry.async_on_unload(coordinator.async_add_pbx_listener(add_pbx))
     async_add_entities(
-        SpRecordAutoDialEvent(autodial.pbx, autodial)
+        SpRecordAutoDialEvent(autodial.pbx, autodial, AUTO_DIAL)
         for autodial in coordinator.autodial.values()
     )
 
@@ -156,22 +156,8 @@ class SpRecordPbxEvent(_SpRecordEventEntity):
             self._fire(event.type, {})
 
 
-class SpRecordAutoDialEvent(SpRecordEntity, EventEntity):
-    """An auto-dial task Home Assistant started ended: who answered, who not.
-
-    The auto-dialer is on the local network: the entity does not go
-    unavailable with the cloud link.
-    """
-
-    def __init__(self, pbx: Pbx, autodial: PbxAutoDial) -> None:
-        """Describe the event entity of the PBX's auto-dialer."""
-        super().__init__(pbx, AUTO_DIAL, ())
-        self.autodial = autodial
-
-    @property
-    def available(self) -> bool:
-        """Return True: the PBX is asked directly, not through the cloud."""
-        return True
+class SpRecordAutoDialEvent(SpRecordAutoDialEntity, EventEntity):
+    """An auto-dial task Home Assistant started ended: who answered, who not."""
 
     async def async_added_to_hass(self) -> None:
         """Listen for tasks that end."""

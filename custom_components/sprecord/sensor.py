@@ -17,10 +17,9 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import RecordCallStatus
-from .autodial import PbxAutoDial
 from .calls import Call, CallState
 from .coordinator import SpRecordConfigEntry
-from .entity import SpRecordEntity
+from .entity import SpRecordAutoDialEntity, SpRecordEntity
 from .pbx import TOPIC_CALLS, TOPIC_ENDED, TOPIC_SMS, Pbx, line_topic
 
 PARALLEL_UPDATES = 0
@@ -230,7 +229,7 @@ async def async_setup_entry(
         add_pbx(pbx)
     entry.async_on_unload(coordinator.async_add_pbx_listener(add_pbx))
     async_add_entities(
-        SpRecordAutoDialSensor(autodial.pbx, autodial)
+        SpRecordAutoDialSensor(autodial.pbx, autodial, AUTO_DIAL)
         for autodial in coordinator.autodial.values()
     )
 
@@ -283,22 +282,8 @@ AUTO_DIAL = SensorEntityDescription(
 )
 
 
-class SpRecordAutoDialSensor(SpRecordEntity, SensorEntity):
-    """How far the auto-dial task Home Assistant started last has come.
-
-    The auto-dialer is on the local network, not behind the cloud: the
-    sensor does not go unavailable with the cloud link.
-    """
-
-    def __init__(self, pbx: Pbx, autodial: PbxAutoDial) -> None:
-        """Describe the sensor of the PBX's auto-dialer."""
-        super().__init__(pbx, AUTO_DIAL, ())
-        self.autodial = autodial
-
-    @property
-    def available(self) -> bool:
-        """Return True: the PBX is asked directly, not through the cloud."""
-        return True
+class SpRecordAutoDialSensor(SpRecordAutoDialEntity, SensorEntity):
+    """How far the auto-dial task Home Assistant started last has come."""
 
     async def async_added_to_hass(self) -> None:
         """Follow the task's progress."""
