@@ -21,7 +21,9 @@ baseline in the same run:
   interpreter's allocated blocks before/after 100,000 events,
 - loading a 10,000-contact vCard (time, and how late the loop ran meanwhile
   against the idle loop), and the phonebook lookup an event makes; the
-  latency events come from the phonebook's numbers, each seen once.
+  latency events come from the phonebook's numbers, each seen once; a ~1 MB
+  vCard of one quoted-printable value soft-broken every 76 characters,
+  read beside the 10,000-contact vCard (seconds per MB of each),
 
 Each target of the README's table has `met` in the JSON, and `targets_met`
 sums them up. The emulator and Home Assistant share the process and its
@@ -61,6 +63,7 @@ from homeassistant.setup import async_setup_component  # noqa: E402
 from custom_components.sprecord import coordinator as coordinator_module  # noqa: E402
 from custom_components.sprecord.api import EventStream, SSEParser  # noqa: E402
 from custom_components.sprecord.const import DOMAIN, EVENT_SPRECORD  # noqa: E402
+from custom_components.sprecord.phonebook import read_phonebook_file  # noqa: E402
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator  # noqa: E402
 
 CALL_STATE = "sensor.sprecord_minipbx_call_state"
@@ -76,6 +79,8 @@ PARSER_FRAMES = int(os.environ.get("BENCH_PARSER_FRAMES", "50000"))
 MEMORY_EVENTS = int(os.environ.get("BENCH_MEMORY_EVENTS", "100000"))
 RECONNECT_DROPS = int(os.environ.get("BENCH_RECONNECT_DROPS", "20"))
 PHONEBOOK_CONTACTS = int(os.environ.get("BENCH_PHONEBOOK_CONTACTS", "10000"))
+QP_FOLDED_BYTES = int(os.environ.get("BENCH_QP_FOLDED_BYTES", "1000000"))
+"""Size of the vCard whose one quoted-printable value is soft-broken."""
 IMMEDIATE_RECONNECT_EVERY = 0.2
 """The bench's rate limit of immediate reconnects (the integration's is 30 s)."""
 GAP_TARGET_MS = 50.0
@@ -368,6 +373,67 @@ def write_vcard(path: Path, contacts: int) -> tuple[int, int]:
     return numbers, path.stat().st_size
 
 
+def write_qp_folded_vcard(path: Path, size: int) -> int:
+    """Write one card whose quoted-printable note is soft-broken every 76 bytes.
+
+    A phone's vCard 2.1 export writes a long note (or photo) this way.
+    Return the file's size in bytes.
+    """
+    word = ["=D0=97", "=D0=B0", "=D0=BC", "=D0=B5", "=D1=82", "=D0=BA", "=D0=B0", " "]
+    chunks: list[str] = []
+    line: list[str] = []
+    width = written = 0
+    while written < size:  # lines of at most 75 characters and a `=`
+        for token in word:
+            if width + len(token) > 75:
+                chunks.append("".join(line))
+                line, width = [], 0
+            line.append(token)
+            width += len(token)
+            written += len(token)
+    chunks.append("".join(line))
+    lines = [
+        "BEGIN:VCARD",
+        "VERSION:2.1",
+        "FN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=D0=90=D0=BD=D0=BD=D0=B0",
+        "TEL;CELL:+7 916 000-00-01",
+        "NOTE;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:" + "=\r\n".join(chunks),
+        "END:VCARD",
+    ]
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="ascii")
+    return path.stat().st_size
+
+
+async def measure_qp_folded(
+    hass: HomeAssistant, config_dir: str, plain: Path, plain_size: int
+) -> dict[str, Any]:
+    """Read the soft-broken vCard, and beside it the plain one, the same way."""
+    path = Path(config_dir, "folded.vcf")
+    size = await hass.async_add_executor_job(
+        write_qp_folded_vcard, path, QP_FOLDED_BYTES
+    )
+    timings: dict[str, float] = {}
+    for name, file in (("qp_folded", path), ("plain", plain)):
+        start = time.perf_counter()
+        loaded = await hass.async_add_executor_job(
+            read_phonebook_file, config_dir, file.name, "RU"
+        )
+        timings[name] = time.perf_counter() - start
+        if not loaded.contacts:
+            raise RuntimeError(f"the {name} vCard gave no contact")
+    plain_mb = plain_size / 1e6
+    return {
+        "file_mb": round(size / 1e6, 2),
+        "load_s": round(timings["qp_folded"], 3),
+        "s_per_mb": round(timings["qp_folded"] / (size / 1e6), 3),
+        "baseline_plain_vcard": {
+            "file_mb": round(plain_mb, 2),
+            "load_s": round(timings["plain"], 3),
+            "s_per_mb": round(timings["plain"] / plain_mb, 3),
+        },
+    }
+
+
 class LoopLag:
     """How late the event loop runs a 5 ms sleeper: it is blocked if late."""
 
@@ -440,6 +506,7 @@ async def measure_phonebook(
     warm_us = (time.perf_counter() - start) / len(lookups) * 1e6
     if cold != warm or None in cold:
         raise RuntimeError("a phonebook number was not found by its name")
+    qp_folded = await measure_qp_folded(hass, config_dir, path, size)
     return {
         "contacts": PHONEBOOK_CONTACTS,
         "numbers": numbers,
@@ -453,6 +520,7 @@ async def measure_phonebook(
             "first_sight": round(cold_us, 1),
             "seen_before": round(warm_us, 2),
         },
+        "qp_folded_vcard": qp_folded,
     }
 
 

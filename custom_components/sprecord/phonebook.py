@@ -24,6 +24,8 @@ import re
 
 import phonenumbers
 
+from .api.autodial import charset_codec
+
 MAX_FILE_BYTES = 16 * 1024 * 1024
 """A phonebook file larger than this is refused (10,000 contacts is ~2 MB)."""
 MAX_NAME_LENGTH = 100
@@ -52,6 +54,7 @@ REASONS: dict[str, str] = {
     "vcard_nested": "a card begins before the previous one ended",
     "vcard_unended": "a card that begins here does not end",
     "vcard_end_without_begin": "END:VCARD without BEGIN:VCARD",
+    "vcard_charset": "CHARSET names no character set (e.g. UTF-8)",
     "csv_empty": "the file is empty",
     "csv_no_name_column": "no name column in the header (e.g. Name)",
     "csv_no_phone_column": "no phone column in the header (e.g. Phone)",
@@ -290,33 +293,100 @@ class _Property:
     value: str
 
 
+class _Unfolding:
+    """One logical line being unfolded from physical lines, in linear time.
+
+    The pieces are joined once at the end. The soft line break's `=` is cut
+    by counting (never by copying the text read so far), and whether the
+    line is quoted-printable is learned from its head (before the first
+    `:`) as the pieces come.
+    """
+
+    __slots__ = ("_carry", "_cut", "_head_done", "_parts", "quoted_printable")
+
+    _WORD = "QUOTED-PRINTABLE"
+
+    def __init__(self, first: str) -> None:
+        """Start a logical line with its first physical line."""
+        self._parts: list[str] = []
+        self._cut = 0
+        """Characters cut off the end of the last part (soft line breaks)."""
+        self._head_done = False
+        self._carry = ""
+        """The head's last characters upper-cased, to find the word across
+        pieces."""
+        self.quoted_printable = False
+        self.add(first)
+
+    def add(self, piece: str) -> None:
+        """Append text to the line."""
+        if not piece:
+            return
+        if not self._head_done:
+            colon = piece.find(":")
+            head = (piece if colon < 0 else piece[:colon]).upper()
+            if self._WORD in self._carry + head:
+                self.quoted_printable = True
+            self._carry = (self._carry + head)[-len(self._WORD) :]
+            self._head_done = colon >= 0
+        if self._cut:
+            last = self._parts[-1]
+            self._parts[-1] = last[: len(last) - self._cut]
+            self._cut = 0
+        self._parts.append(piece)
+
+    def ends_in_soft_break(self) -> bool:
+        """Tell whether a quoted-printable line ends in `=` (continues)."""
+        if not self.quoted_printable:
+            return False
+        parts = self._parts
+        # Never runs out of parts: the head holds the word, and only `=` is
+        # ever cut.
+        while True:
+            last = parts[-1]
+            if len(last) > self._cut:
+                return last[len(last) - 1 - self._cut] == "="
+            parts.pop()
+            self._cut = 0
+
+    def cut_soft_break(self) -> None:
+        """Drop the `=` that `ends_in_soft_break()` found."""
+        self._cut += 1
+
+    def text(self) -> str:
+        """Return the unfolded line."""
+        if self._cut:
+            last = self._parts.pop()
+            self._parts.append(last[: len(last) - self._cut])
+            self._cut = 0
+        return "".join(self._parts)
+
+
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """Yield (first physical line number, unfolded line).
 
     A line starting with a space or a tab continues the previous one (RFC
     6350 folding). A vCard 2.1 quoted-printable value ending in `=`
-    continues on the next line (a soft line break).
+    continues on the next line (a soft line break). Linear in the text's
+    length however the lines are folded.
     """
-    current: str | None = None
+    current: _Unfolding | None = None
     start = 0
     # Only CR, LF and CRLF end a line (`str.splitlines()` would also split
     # at U+2028 or a form feed inside a note).
     for number, raw in enumerate(_LINE_BREAKS.split(text), start=1):
         if current is not None and raw[:1] in (" ", "\t"):
-            current += raw[1:]
+            current.add(raw[1:])
             continue
-        if (
-            current is not None
-            and current.endswith("=")
-            and "QUOTED-PRINTABLE" in current.split(":", 1)[0].upper()
-        ):
-            current = current[:-1] + raw
+        if current is not None and current.ends_in_soft_break():
+            current.cut_soft_break()
+            current.add(raw)
             continue
         if current is not None:
-            yield start, current
-        current, start = raw, number
+            yield start, current.text()
+        current, start = _Unfolding(raw), number
     if current is not None:
-        yield start, current
+        yield start, current.text()
 
 
 def _split_property(line_number: int, line: str) -> _Property | None:
@@ -356,13 +426,7 @@ def _decoded_value(prop: _Property) -> str:
     encoding = [e.upper() for e in prop.params.get("ENCODING", [])]
     if "QUOTED-PRINTABLE" in encoding:
         raw = quopri.decodestring(value.encode("utf-8", "replace"))
-        charset = (prop.params.get("CHARSET") or [""])[0]
-        try:
-            codecs.lookup(charset)
-        except LookupError:
-            value = decode(raw)  # no charset, or one Python lacks
-        else:
-            value = raw.decode(charset, "replace")
+        value = _decoded_bytes(prop, raw)
     return (
         value.replace("\\n", " ")
         .replace("\\N", " ")
@@ -370,6 +434,27 @@ def _decoded_value(prop: _Property) -> str:
         .replace("\\;", ";")
         .replace("\\\\", "\\")
     )
+
+
+def _decoded_bytes(prop: _Property, raw: bytes) -> str:
+    """Decode a quoted-printable value's bytes by the property's CHARSET.
+
+    Without a CHARSET, or with one Python does not know, the file's own
+    guess decides (`decode()`). A name Python knows as something other than
+    a character set (`hex`, `base64`, `rot13`, `idna` …) is refused.
+    """
+    charset = (prop.params.get("CHARSET") or [""])[0]
+    try:
+        codecs.lookup(charset)
+    except (LookupError, ValueError):
+        return decode(raw)  # no charset, or one Python lacks
+    codec = charset_codec(charset)
+    if codec is None:
+        raise PhonebookError(prop.line, "vcard_charset")
+    try:
+        return raw.decode(codec, "replace")
+    except (LookupError, UnicodeError, ValueError) as err:
+        raise PhonebookError(prop.line, "vcard_charset") from err
 
 
 def _structured_name(prop: _Property) -> str:

@@ -28,6 +28,7 @@ text is valid Unicode, a lone UTF-16 surrogate having become U+FFFD.
 from __future__ import annotations
 
 import asyncio
+import codecs
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -56,6 +57,15 @@ MAX_ID = 2**63 - 1
 """The greatest task id taken (what a signed 64-bit column holds)."""
 MAX_DIGITS = 20
 """Digits read as a number at most (a 64-bit integer has up to 20)."""
+MAX_VENDOR_TEXT = 200
+"""Characters of the PBX's `result_txt` kept for a message at most."""
+
+NOT_CHARSETS = frozenset(
+    {"idna", "punycode", "raw-unicode-escape", "undefined", "unicode-escape"}
+)
+"""Python text codecs that are not a character set: host names, escapes, and
+one that refuses everything."""
+_CHARSET_SAMPLE = bytes(range(256))
 
 CODE_NOT_FOUND = "not_found"
 CODE_ALREADY_RUNNING = "already_running"
@@ -67,7 +77,8 @@ class AutoDialError(SpRecordError):
     """Base of every auto-dial error; also any warning or error not known here.
 
     `code` is the vendor's `result_code` when the PBX gave one; the message is
-    the PBX's `result_txt` when it gave one. `status` is the HTTP status of
+    the PBX's `result_txt` when it gave one. Both are made one bounded line
+    of printable text (`vendor_text()`). `status` is the HTTP status of
     an answer that came with an error status.
     """
 
@@ -409,24 +420,59 @@ async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
     return b"".join(chunks)
 
 
-def _text(raw: bytes, charset: str | None) -> str:
-    """Decode an answer by its charset (UTF-8 when none or unknown)."""
+def charset_codec(name: str) -> str | None:
+    """Return the codec of a character set named by a file or an answer.
+
+    None when Python has no codec of that name, or its codec is not a
+    character set: not a text encoding (`hex`, `base64`, `rot13`, `zlib`),
+    or one that cannot decode any bytes with replacement (`idna`,
+    `undefined`) or is not meant for text at all (`punycode`, the escapes).
+    """
     try:
-        return raw.decode(charset or "utf-8", "replace")
-    except LookupError:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError, TypeError):
+        return None
+    if not info._is_text_encoding or info.name in NOT_CHARSETS:  # noqa: SLF001
+        return None
+    try:  # what a codec added later needs to be of use: decoding with U+FFFD
+        _CHARSET_SAMPLE.decode(info.name, "replace")
+    except (LookupError, UnicodeError, ValueError):
+        return None
+    return info.name
+
+
+def _text(raw: bytes, charset: str | None) -> str:
+    """Decode an answer by its charset (UTF-8 when none or not a charset)."""
+    codec = (charset_codec(charset) if charset else None) or "utf-8"
+    try:
+        return raw.decode(codec, "replace")
+    except (LookupError, UnicodeError, ValueError):
         return raw.decode("utf-8", "replace")
+
+
+def vendor_text(text: str) -> str:
+    """Return the PBX's text as a message may carry it: one line, bounded.
+
+    Control and format characters (line breaks, bidi overrides) become
+    spaces, runs of spaces one, and the text is cut at `MAX_VENDOR_TEXT`
+    characters (`…` marks a cut).
+    """
+    cut = text[: MAX_VENDOR_TEXT * 4]  # bounds the work on a huge text
+    shown = " ".join("".join(ch if ch.isprintable() else " " for ch in cut).split())
+    if not shown:
+        return ""
+    if len(shown) > MAX_VENDOR_TEXT or len(cut) < len(text):
+        shown = shown[: MAX_VENDOR_TEXT - 1].rstrip() + "…"
+    return shown
 
 
 def _vendor_error(answer: Mapping[str, Any], status: int) -> AutoDialError:
     """Return the exception of a warning or error answer, by its code."""
     code = answer.get("result_code")
-    code = code if isinstance(code, str) and code else None
+    code = (vendor_text(code) or None) if isinstance(code, str) else None
     text = answer.get("result_txt")
-    message = (
-        text
-        if isinstance(text, str) and text.strip()
-        else f"The PBX answered {answer['result']} {code or 'without a code'}"
-    )
+    text = vendor_text(text) if isinstance(text, str) else ""
+    message = text or f"The PBX answered {answer['result']} {code or 'without a code'}"
     kind: type[AutoDialError] = AutoDialError
     if code == CODE_NOT_FOUND:
         kind = AutoDialNotFound
@@ -493,7 +539,9 @@ def _count(answer: Mapping[str, Any], key: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise AutoDialError(f"status: {key} must be a whole number, got {value!r}")
+        raise AutoDialError(
+            f"status: {key} must be a whole number, got {vendor_text(repr(value))}"
+        )
     return value
 
 

@@ -17,13 +17,14 @@ from .auth import BEARER, CANDIDATES, AuthScheme, scheme_from_openapi
 from .exceptions import (
     AuthenticationError,
     ProtocolError,
+    RedirectRefusedError,
     SpRecordConnectionError,
     SpRecordError,
     SpRecordTimeoutError,
     TooManyConnectionsError,
 )
 from .models import SpRecordEvent, SubscriptionSettings, parse_event
-from .sse import SSEEvent, SSEParser
+from .sse import SSEEvent, SSEOverflowError, SSEParser
 from .watch import QUIET_SILENCE, SilenceWatch, enable_tcp_keepalive
 
 _LOGGER = logging.getLogger(__name__)
@@ -32,6 +33,11 @@ EVENTS_PATH = "/sys/events"
 OPENAPI_PATH = "/openapi.json"
 SUBSCRIBE_PATH = "/sys/subscribe_events"
 DEFAULT_REQUEST_TIMEOUT = 15.0
+MAX_REDIRECTS = 10
+"""Redirects followed for one request (within the server's origin)."""
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_SHOWN = 100
+"""Characters of a server-given location an error shows at most."""
 DEFAULT_READ_TIMEOUT = QUIET_SILENCE
 """Silence that ends a stream from a server never seen to send keep-alives
 (one that sends them is given `SilenceWatch.limit`, a few intervals)."""
@@ -148,27 +154,24 @@ class SpRecordClient:
         json: Any = None,
         read_timeout: float | None,
     ) -> aiohttp.ClientResponse:
-        """Send a request and return the response once its status is good."""
+        """Send a request and return the response once its status is good.
+
+        Redirects are followed here, not by aiohttp, and only within the
+        server's origin: aiohttp would strip `Authorization` alone on the way
+        to another origin and carry a key in any other header there. A
+        redirect elsewhere raises `RedirectRefusedError` without a request
+        sent to it.
+        """
         url = self._base_url.with_path(self._base_url.path.rstrip("/") + path)
-        # The one place the key is sent from. A key in the query string stays
-        # out of every message: errors name the host, never the URL.
-        params: dict[str, str] = {}
-        headers = dict(headers)
-        self.auth.apply(self._api_key, headers, params)
-        timeout = aiohttp.ClientTimeout(
+        client_timeout = aiohttp.ClientTimeout(
             total=None,
             sock_connect=self.request_timeout,
             sock_read=read_timeout,
         )
         try:
             async with asyncio.timeout(self.request_timeout):
-                response = await self._session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    params=params or None,
-                    json=json,
-                    timeout=timeout,
+                response = await self._follow(
+                    method, url, headers, json, client_timeout
                 )
         except TimeoutError as err:
             raise SpRecordTimeoutError(
@@ -194,6 +197,51 @@ class SpRecordClient:
         raise SpRecordError(
             f"The server answered HTTP {status} {response.reason or ''}".rstrip(),
             status=status,
+        )
+
+    async def _follow(
+        self,
+        method: str,
+        url: URL,
+        headers: dict[str, str],
+        json: Any,
+        client_timeout: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        """Send a request, following redirects within the server's origin."""
+        origin = _origin(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            # The one place the key is sent from, on every hop (all within
+            # the origin). A key in the query string stays out of every
+            # message: errors name the host, never the URL.
+            params: dict[str, str] = {}
+            sent = dict(headers)
+            self.auth.apply(self._api_key, sent, params)
+            response = await self._session.request(
+                method,
+                url.update_query(params) if params else url,
+                headers=sent,
+                json=json,
+                timeout=client_timeout,
+                allow_redirects=False,
+            )
+            location = response.headers.get("Location")
+            if response.status not in REDIRECT_STATUSES or location is None:
+                return response
+            response.release()
+            target = _redirect_target(url, location)
+            if _origin(target) != origin:
+                raise RedirectRefusedError(
+                    f"The server redirected to another origin, "
+                    f"{_shown_origin(target)}: the API key is not sent there"
+                )
+            if response.status == 303 or (
+                response.status in (301, 302) and method == "POST"
+            ):
+                # As browsers and aiohttp do: the redirected request is a GET.
+                method, json = "GET", None
+            url = target
+        raise RedirectRefusedError(
+            f"The server redirected more than {MAX_REDIRECTS} times"
         )
 
     async def connect(self, last_event_id: str | None = None) -> EventStream:
@@ -268,6 +316,41 @@ class SpRecordClient:
         return SubscriptionSettings.from_dict(data)
 
 
+def _redirect_target(url: URL, location: str) -> URL:
+    """Return the URL a `Location` header leads to from `url`.
+
+    Raises `RedirectRefusedError` for one that is not an http(s) URL with a
+    host, or that carries a user name or password.
+    """
+    try:
+        target = url.join(URL(location))
+        target.origin()
+    except ValueError:
+        target = None
+    if (
+        target is None
+        or target.scheme not in ("http", "https")
+        or not target.host
+        or target.user is not None
+        or target.password is not None
+    ):
+        raise RedirectRefusedError(
+            "The server redirected to a location that is not an http(s) URL"
+        )
+    return target
+
+
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    """Return a URL's origin: scheme, host and port (its default if unsaid)."""
+    return url.scheme, url.host, url.port
+
+
+def _shown_origin(url: URL) -> str:
+    """Return a URL's origin as an error names it: quoted and bounded."""
+    shown = f"{url.scheme}://{url.host_port_subcomponent}"
+    return repr(shown if len(shown) <= MAX_SHOWN else shown[:MAX_SHOWN] + "…")
+
+
 def _retry_after(value: str | None) -> float | None:
     """Read a Retry-After header given in seconds."""
     if value is None:
@@ -300,6 +383,10 @@ class EventStream:
         self._on_malformed_event = on_malformed_event
         self._parser = SSEParser(last_event_id=last_event_id)
         self._pending: deque[SSEEvent] = deque()
+        self._resume_id = last_event_id
+        """The id to resume from while events read are still pending."""
+        self._failure: ProtocolError | None = None
+        """An over-long line or event, raised once the events before it went."""
         self._loop = asyncio.get_running_loop()
         connection = response.connection
         self.tcp_keepalive = enable_tcp_keepalive(
@@ -319,8 +406,12 @@ class EventStream:
 
     @property
     def last_event_id(self) -> str:
-        """Return the last event id the server set (to resume from)."""
-        return self._parser.last_event_id
+        """Return the event id to resume from.
+
+        It is the last id the server set, but never past an event read and
+        not yet returned.
+        """
+        return self._resume_id if self._pending else self._parser.last_event_id
 
     @property
     def retry(self) -> int | None:
@@ -359,6 +450,7 @@ class EventStream:
         while True:
             while pending:
                 sse = pending.popleft()
+                self._resume_id = sse.last_event_id
                 data = sse.data
                 if not data or data.isspace():
                     continue  # an empty `data:` is a keep-alive, not an event
@@ -371,10 +463,19 @@ class EventStream:
                 self.events_received += 1
                 self.event_id = sse.last_event_id
                 return event
-            chunk = await self._read()
+            if self._failure is not None:
+                raise self._failure
             parser = self._parser
+            self._resume_id = parser.last_event_id
+            chunk = await self._read()
             comments = parser.comments
-            events = parser.feed(chunk)
+            try:
+                events = parser.feed(chunk)
+            except SSEOverflowError as err:
+                # Whole events before the over-long line are handed out
+                # first; the stream fails after them.
+                events = err.events
+                self._failure = err
             pending.extend(events)
             self.watch.chunk(
                 self._loop.time(),

@@ -45,6 +45,16 @@ class SpRecordTimeoutError(SpRecordConnectionError):
     """The server sent nothing within the time allowed."""
 
 
+class RedirectRefusedError(SpRecordConnectionError):
+    """The server redirected a request that carries the API key elsewhere.
+
+    A redirect is followed only to the server's own origin (scheme, host and
+    port); the key never goes to another one, and neither does the request.
+    Too many redirects, or one to a location that is not an http(s) URL, are
+    refused the same way.
+    """
+
+
 class ProtocolError(SpRecordError):
     """The server sent something that does not follow the protocol.
 

@@ -29,6 +29,19 @@ class SSEEvent:
     last_event_id: str = ""
 
 
+class SSEOverflowError(ProtocolError):
+    """A line or an event longer than the parser's bound.
+
+    `events` are the events completed before the fault in the same chunk,
+    in order: they were read whole, and are the caller's to handle.
+    """
+
+    def __init__(self, message: str, events: list[SSEEvent]) -> None:
+        """Keep the events completed before the fault beside the message."""
+        super().__init__(message)
+        self.events = events
+
+
 class SSEParser:
     """Turn a byte stream into `SSEEvent`s; feed it chunks as they arrive.
 
@@ -71,8 +84,14 @@ class SSEParser:
         self.retry: int | None = None
         self.comments = 0
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:  # noqa: C901
-        """Parse the next chunk and return the events it completed."""
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Parse the next chunk and return the events it completed.
+
+        Raises `SSEOverflowError` for a line or an event longer than the
+        bound; the error holds the events the chunk completed before it (so
+        `last_event_id` never passes an event the caller was not given).
+        The parser goes on with the next chunk.
+        """
         text = self._decoder.decode(chunk)
         if not text:
             return []
@@ -95,15 +114,18 @@ class SSEParser:
             lines[0] = "".join(self._partial)
             self._partial.clear()
             self._partial_len = 0
-        if tail:
-            self._partial.append(tail)
-            self._partial_len += len(tail)
-            if self._partial_len > self._max_line:
-                self._partial.clear()
-                self._partial_len = 0
-                raise ProtocolError(f"SSE line longer than {self._max_line} characters")
 
         events: list[SSEEvent] = []
+        try:
+            self._parse(lines, tail, events)
+        except ProtocolError as err:
+            # What the chunk completed before the fault goes with the error;
+            # the rest of the chunk is dropped.
+            raise SSEOverflowError(str(err), events) from None
+        return events
+
+    def _parse(self, lines: list[str], tail: str, events: list[SSEEvent]) -> None:
+        """Apply whole lines, appending dispatched events; keep the tail."""
         for line in lines:
             if len(line) > self._max_line:
                 raise ProtocolError(f"SSE line longer than {self._max_line} characters")
@@ -111,7 +133,13 @@ class SSEParser:
                 self._dispatch(events)
             else:
                 self._process_line(line)
-        return events
+        if tail:
+            self._partial.append(tail)
+            self._partial_len += len(tail)
+            if self._partial_len > self._max_line:
+                self._partial.clear()
+                self._partial_len = 0
+                raise ProtocolError(f"SSE line longer than {self._max_line} characters")
 
     def _process_line(self, line: str) -> None:
         """Apply one non-empty line to the event being built."""
