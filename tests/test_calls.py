@@ -751,6 +751,7 @@ def test_call_end_with_the_id_of_a_call_over_a_while_ago_ends_a_new_call() -> No
     assert tracker.apply(end("1", "busy"), at(10) + LATE_EVENT_WINDOW) is None
     change = applied(tracker, end("1", "busy", duration=4), at(10) + AFTER_WINDOW)
     assert change.call is not first
+    assert not change.completes_expired  # the first one ended: a new call
     assert change.call.direction is Direction.UNKNOWN
     assert change.call.status is RecordCallStatus.BUSY
     assert first.status is RecordCallStatus.SUCCESS
@@ -765,6 +766,7 @@ def test_late_end_of_an_expired_call_completes_it_after_the_window() -> None:
     change = applied(tracker, end("8", "no_answer"), late)
     assert change.call is call
     assert change.missed
+    assert change.completes_expired  # listed when it expired: not again
     assert call.caller == CALLER
 
 
@@ -779,6 +781,7 @@ def test_finished_calls_are_forgotten_after_their_memory() -> None:
     assert change.call is not expired[0]  # forgotten: a call whose start is unseen
     assert change.call.direction is Direction.UNKNOWN
     assert not change.missed
+    assert not change.completes_expired  # a call of its own, listed once
     assert list(tracker._finished) == ["b", "a"]
     tracker.apply(elsewhere("x"), at(1000) + FINISHED_CALL_MEMORY)
     assert list(tracker._finished) == ["a"]

@@ -48,7 +48,7 @@ from custom_components.sprecord.diagnostics import (
 from custom_components.sprecord.webhook import EVENT_TYPES, MAX_BODY
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
-from .helpers import wait_for_state, wait_until
+from .helpers import wait_for_sms, wait_for_state, wait_until
 from .test_states import CALL_STATE, LAST_SMS, call, end
 
 WEBHOOK_ID = "a1" * 32
@@ -251,27 +251,56 @@ async def test_body_announced_too_large_is_refused_unread(
     assert response.status == 400
 
 
-async def test_events_of_another_pbx_of_the_account_are_taken(
+async def test_a_post_of_another_pbx_is_dropped_not_followed(
     hass: HomeAssistant,
     ha_url: str,
     emulator: SpRecordEmulator,
     hook_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The account's hook gets only the account's events: every PBX's."""
-    emulator.emit("startup")  # the entry learns its first PBX's id
-    await wait_until(lambda: hook_entry.data.get(CONF_DEVICE_ID) == DEFAULT_DEVICE_ID)
+    """Anyone with the URL can POST: a PBX never comes from a POST."""
+    # The first PBX came with the verification of the entry's subscription.
+    assert hook_entry.data.get(CONF_DEVICE_ID) == DEFAULT_DEVICE_ID
     bus = async_capture_events(hass, EVENT_SPRECORD)
     other = {
         "device_id": "another-pbx",
         "event_type": "incoming_call",
         "payload": call(5),
     }
-    response = await post(ha_url, json.dumps(other))
-    assert response.status == 200
+    for _ in range(3):
+        response = await post(ha_url, json.dumps(other))
+        assert response.status == 200  # answered: nothing for a sender to retry
     await hass.async_block_till_done()
-    assert [e.data["pbx_id"] for e in bus] == ["another-pbx"]
+    assert bus == []
+    assert hass.states.get("sensor.sprecord_minipbx_2_call_state") is None
+    coordinator = hook_entry.runtime_data.coordinator
+    assert list(coordinator.pbxs) == [DEFAULT_DEVICE_ID]
+    assert coordinator.webhook.unknown_pbx_requests == 3
+    assert caplog.text.count("Dropped a webhook event of a PBX") == 1
+    assert hook_entry.data[CONF_DEVICE_ID] == DEFAULT_DEVICE_ID  # not rewritten
+    # Its own PBX's events are taken.
+    emulator.emit("incoming_call", call(1))
+    await wait_for_state(hass, CALL_STATE, "ringing")
+
+
+@pytest.mark.parametrize("hook_entry", [TRANSPORT_BOTH], indirect=True)
+async def test_another_pbx_of_the_account_comes_from_the_stream(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    hook_entry: MockConfigEntry,
+) -> None:
+    """With SSE on too, a new PBX is followed and then takes its POSTs."""
+    await wait_until(lambda: emulator.open_streams() == 1)
+    other = emulator.add_pbx("another-pbx")
+    emulator.emit("incoming_call", call(5), device_id=other)
+    await wait_for_state(hass, "sensor.sprecord_minipbx_2_call_state", "ringing")
+    await emulator.hooks.drain()
+    emulator.emit("call_end", end(5), device_id=other)
+    await wait_for_state(hass, "sensor.sprecord_minipbx_2_call_state", "idle")
+    await emulator.hooks.drain()
+    coordinator = hook_entry.runtime_data.coordinator
+    await wait_until(lambda: coordinator.stats.events_by_transport["webhook"] >= 1)
     assert hass.states.get(CALL_STATE).state == "idle"  # the first PBX's
-    assert hass.states.get("sensor.sprecord_minipbx_2_call_state").state == "ringing"
     assert hook_entry.data[CONF_DEVICE_ID] == DEFAULT_DEVICE_ID  # not rewritten
 
 
@@ -319,7 +348,7 @@ async def test_without_external_url_webhook_mode_uses_sse_until_there_is_one(
     await wait_until(lambda: emulator.hooks.get("demo") is not None)
     await wait_until(lambda: emulator.open_streams() == 0)
     emulator.emit("incoming_sms", {"sms_src": "BANK", "text": "Код 5", "trunk": "GSM1"})
-    await wait_until(lambda: hass.states.get(LAST_SMS).state == "Код 5")
+    await wait_for_sms(hass, LAST_SMS, "Код 5")
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -457,6 +486,11 @@ async def test_options_switch_to_webhook_when_reachable(
     result = await hass.config_entries.options.async_init(setup_entry.entry_id)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_TRANSPORT: TRANSPORT_BOTH, CONF_CALL_TIMEOUT: 180}
+    )
+    # It replaces the account's hook: the user is asked first.
+    assert result["type"] is FlowResultType.MENU
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "webhook_replace"}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()

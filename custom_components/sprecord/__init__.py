@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from homeassistant.components.webhook import async_generate_id
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+    ConfigEntryState,
+)
 from homeassistant.const import (
     CONF_API_KEY,
     CONF_URL,
@@ -20,6 +25,7 @@ from homeassistant.helpers import (
     issue_registry as ir,
 )
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.typing import ConfigType
 
@@ -44,6 +50,7 @@ from .coordinator import (
     SpRecordCoordinator,
     SpRecordRuntimeData,
     async_remove_line_devices,
+    busy_issue_id,
 )
 from .phonebook import load_number_metadata
 from .services import async_setup_services
@@ -62,13 +69,42 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, _config: ConfigType) -> bool:
     """Register the integration's actions (they exist without an entry).
 
+    An entry's "too many connections" repair issue goes when the entry
+    stops holding the stream: unloaded, disabled, removed or failed.
     The number metadata of every country is loaded here, in the executor:
     `phonenumbers` would otherwise read a country's file from disk in the
     event loop the first time a number of that country is seen.
     """
     async_setup_services(hass)
+
+    @callback
+    def entry_changed(change: ConfigEntryChange, entry: ConfigEntry) -> None:
+        if entry.domain == DOMAIN and stopped_trying(change, entry):
+            ir.async_delete_issue(hass, DOMAIN, busy_issue_id(entry.entry_id))
+
+    async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, entry_changed)
     await hass.async_add_executor_job(load_number_metadata)
     return True
+
+
+_RUNNING_STATES = frozenset(
+    (
+        ConfigEntryState.LOADED,
+        ConfigEntryState.SETUP_IN_PROGRESS,
+        ConfigEntryState.SETUP_RETRY,
+    )
+)
+"""States in which an entry tries to hold the event stream."""
+
+
+def stopped_trying(change: ConfigEntryChange, entry: ConfigEntry) -> bool:
+    """Tell whether an entry stopped holding the stream (its issue goes).
+
+    Unloaded, disabled, removed, failed. An entry that waits to retry its
+    setup (the server was busy) is not unloaded when it is disabled: it only
+    leaves its retry state, which is why the state is followed.
+    """
+    return change is ConfigEntryChange.REMOVED or entry.state not in _RUNNING_STATES
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> bool:

@@ -150,6 +150,8 @@ class CallChange:
     missed: bool = False
     new_line: str | None = None
     """A line (trunk) named for the first time."""
+    completes_expired: bool = False
+    """The late end of a call that expired: it was listed as over already."""
 
 
 @dataclass
@@ -265,12 +267,14 @@ class CallTracker:
     def _apply_end(self, event: CallEndEvent, now: datetime) -> CallChange | None:
         """End a call: record how it ended and whether it was missed."""
         call = self.active.get(event.call_id)
+        completes_expired = False
         if call is None:
             call = self._finished.get(event.call_id)
             if call is not None and not call.expired:
                 if _is_late(call, now):
                     return None  # ended already: a repeated end
                 call = None  # a new call with a reused id, its start unseen
+            completes_expired = call is not None
             if call is None:
                 # Its start was not seen (before a restart or a lost stream).
                 call = Call(
@@ -288,7 +292,9 @@ class CallTracker:
         if call.missed:
             self.missed_count += 1
             self.last_missed = call
-        return CallChange(call, ended=True, missed=call.missed)
+        return CallChange(
+            call, ended=True, missed=call.missed, completes_expired=completes_expired
+        )
 
     def _finish(self, call: Call, *, expired: bool, now: datetime) -> None:
         """Move a call from the active ones to the bounded finished ones."""

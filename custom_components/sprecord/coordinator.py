@@ -34,6 +34,7 @@ from .api import (
     TooManyConnectionsError,
     VerificationEvent,
 )
+from .api.clean import for_log, is_pbx_id
 from .calls import CallTracker
 from .const import (
     CONF_DEVICE_ID,
@@ -182,9 +183,10 @@ class SpRecordCoordinator:
         """Auto-dialers by their PBX's `unique_prefix` (PBXs with an address)."""
         self.phonebook = EntryPhonebook(hass, entry)
         """Names for numbers (the UI's contacts and the options' file)."""
-        self.primary = Pbx(
-            self, entry.data.get(CONF_DEVICE_ID), 1, call_timeout=call_timeout
-        )
+        first_id = entry.data.get(CONF_DEVICE_ID)
+        if not isinstance(first_id, str) or not is_pbx_id(first_id):
+            first_id = None  # none yet, or taken from a request by an old version
+        self.primary = Pbx(self, first_id, 1, call_timeout=call_timeout)
         """The entry's first PBX: its device exists before any event."""
         self.pbxs: dict[str, Pbx] = {}
         """The PBXs seen, by their own id."""
@@ -227,6 +229,15 @@ class SpRecordCoordinator:
         pbx = Pbx(self, pbx_id, number, call_timeout=self.call_timeout)
         self.pbxs[pbx_id] = pbx
         return pbx
+
+    def follows_pbx(self, pbx_id: str) -> bool:
+        """Tell whether the entry follows the PBX of that id."""
+        return pbx_id in self.pbxs
+
+    @callback
+    def async_adopt_pbx(self, pbx_id: str) -> None:
+        """Follow a PBX the cloud named while it verified our webhook."""
+        self._pbx_for(pbx_id)
 
     @callback
     def async_register_device(self, pbx: Pbx) -> None:
@@ -531,7 +542,7 @@ class SpRecordCoordinator:
         if self.connected:
             self.stats.drops += 1
             self.connected = False
-            LOGGER.debug("SpRecord event stream lost: %s", err)
+            LOGGER.debug("SpRecord event stream lost: %s", for_log(err))
         self._start_grace()
 
     @callback
@@ -555,7 +566,8 @@ class SpRecordCoordinator:
             return
         self._mark_unavailable()
         LOGGER.info(
-            "The SpRecord event stream is down, reconnecting: %s", self.stats.last_error
+            "The SpRecord event stream is down, reconnecting: %s",
+            for_log(self.stats.last_error),
         )
 
     @callback
@@ -579,7 +591,7 @@ class SpRecordCoordinator:
 
     @property
     def _busy_issue_id(self) -> str:
-        return f"{ISSUE_TOO_MANY_CONNECTIONS}_{self.entry.entry_id}"
+        return busy_issue_id(self.entry.entry_id)
 
     @callback
     def _raise_busy_issue(self) -> None:
@@ -607,7 +619,9 @@ class SpRecordCoordinator:
         try:
             self._handle_event(event, transport)
         except Exception:  # noqa: BLE001 (logged with its traceback)
-            LOGGER.exception("Error while handling an SpRecord %s event", event.type)
+            LOGGER.exception(
+                "Error while handling an SpRecord %s event", for_log(event.type)
+            )
 
     @callback
     def _handle_event(self, event: SpRecordEvent, transport: str) -> None:
@@ -631,9 +645,9 @@ class SpRecordCoordinator:
         self.stats.malformed_events += 1
         if not self._malformed_logged:
             self._malformed_logged = True
-            LOGGER.warning("Skipped a malformed SpRecord event: %s", err)
+            LOGGER.warning("Skipped a malformed SpRecord event: %s", for_log(err))
         else:
-            LOGGER.debug("Skipped a malformed SpRecord event: %s", err)
+            LOGGER.debug("Skipped a malformed SpRecord event: %s", for_log(err))
 
 
 @callback
@@ -650,6 +664,11 @@ def async_remove_line_devices(hass: HomeAssistant, entry_id: str, prefix: str) -
             for domain, value in device.identifiers
         ):
             registry.async_remove_device(device.id)
+
+
+def busy_issue_id(entry_id: str) -> str:
+    """Return the id of an entry's "too many connections" repair issue."""
+    return f"{ISSUE_TOO_MANY_CONNECTIONS}_{entry_id}"
 
 
 def _discard(items: list[Any], item: Any) -> None:

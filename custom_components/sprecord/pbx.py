@@ -9,7 +9,7 @@ its calls whose end never comes, fires the bus event, and tells its entities.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 import contextlib
 from dataclasses import dataclass
@@ -30,6 +30,7 @@ from .api import (
     SpRecordEvent,
     StartupEvent,
 )
+from .api.clean import MAX_LINE_NAME, is_name
 from .calllog import KIND_CALL, KIND_SMS, MAX_RECENT, call_entry, restore_entries
 from .calls import Call, CallChange, CallTracker
 from .compat import via_device_info
@@ -94,12 +95,26 @@ def device_part(
     return None
 
 
+def bus_payload(event: SpRecordEvent) -> dict[str, Any]:
+    """Return the payload the `sprecord_event` bus event carries.
+
+    An SMS's text is left out: the recorder writes every bus event to the
+    database. Automations read the text from the SMS event entity, whose
+    text is neither recorded nor restored.
+    """
+    payload = event.payload_dict()
+    if isinstance(event, IncomingSmsEvent):
+        payload.pop("text", None)
+    return payload
+
+
 @dataclass
 class SmsMessage:
     """The last SMS, as the sensor shows it."""
 
     sender: str
-    text: str
+    text: str | None
+    """The message; None after a restart (a text is never saved)."""
     line: str
     date: datetime | str | None
     received: datetime
@@ -107,7 +122,7 @@ class SmsMessage:
     """The phonebook's name of `sender`, when it has one."""
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the SMS as JSON-friendly attributes (also what is saved)."""
+        """Return the SMS as JSON-friendly attributes."""
         return {
             "text": self.text,
             "sender": self.sender,
@@ -119,16 +134,24 @@ class SmsMessage:
             "received": self.received.isoformat(),
         }
 
+    def saved(self) -> dict[str, Any]:
+        """Return what is saved of the SMS: everything but its text.
+
+        The text stays in memory only (privacy: nothing on disk holds it);
+        `""` rather than no key, so that an older version reads the rest.
+        """
+        return {**self.as_dict(), "text": ""}
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SmsMessage:
-        """Rebuild an SMS saved with `as_dict()`."""
+        """Rebuild an SMS saved with `saved()`, without its text."""
         date = data.get("date")
         if isinstance(date, str):
             with contextlib.suppress(ValueError):  # the server's own text
                 date = datetime.fromisoformat(date)
         return cls(
             sender=data["sender"],
-            text=data["text"],
+            text=None,  # an older version saved it: not shown again
             line=data["line"],
             date=date,
             received=datetime.fromisoformat(data["received"]),
@@ -165,6 +188,8 @@ class Pbx:
         self.last_startup: datetime | None = None
         self.recent_calls: deque[dict[str, Any]] = deque(maxlen=MAX_RECENT)
         """The last finished calls, newest first (`calllog.call_entry()`)."""
+        self._expired_entries: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        """Entries of expired calls by call id: a late end updates its own."""
         self.device_registry_id: str | None = None
         """Home Assistant's id of the PBX's device (bus events, logbook)."""
         self._listeners: dict[str, list[CALLBACK_TYPE]] = {}
@@ -318,16 +343,7 @@ class Pbx:
                     call.called_name = name_for(call.called)
                     names["caller_name"] = call.caller_name
                     names["called_name"] = call.called_name
-                    self._new_line(change.new_line)
-                    topics = [TOPIC_CALLS]
-                    if change.call.trunk:
-                        topics.append(line_topic(change.call.trunk))
-                    if change.ended:
-                        logged = self._log_call(change.call)
-                        topics.append(TOPIC_ENDED)
-                        self.coordinator.async_schedule_save()
-                    self.touch(*topics)
-                    self._schedule_expiry()
+                    logged = self._call_changed(change)
 
         self.hass.bus.async_fire(
             EVENT_SPRECORD,
@@ -336,7 +352,7 @@ class Pbx:
                 "config_entry_id": self.entry.entry_id,
                 "pbx_id": event.device_id,
                 "event_type": event.type,
-                "payload": event.payload_dict(),
+                "payload": bus_payload(event),
                 **names,
             },
         )
@@ -344,14 +360,52 @@ class Pbx:
             self._fire_log(logged)
         self._notify(event, change)
 
+    @callback
+    def _call_changed(self, change: CallChange) -> dict[str, Any] | None:
+        """Show what an event did to a call; return its log entry if it ended."""
+        self._new_line(change.new_line)
+        topics = [TOPIC_CALLS]
+        if change.call.trunk:
+            topics.append(line_topic(change.call.trunk))
+        logged: dict[str, Any] | None = None
+        if change.completes_expired:
+            # Listed (and logged) when it expired: its entry learns how it
+            # ended, and it is neither listed nor logged again.
+            self._relist_call(change.call)
+        elif change.ended:
+            logged = self._log_call(change.call)
+        if change.ended:
+            topics.append(TOPIC_ENDED)
+            self.coordinator.async_schedule_save()
+        self.touch(*topics)
+        self._schedule_expiry()
+        return logged
+
     def _log_call(self, call: Call) -> dict[str, Any]:
         """List a finished call; return its log entry."""
+        entry = self._call_entry(call)
+        self.recent_calls.appendleft(entry)
+        if call.expired:
+            self._expired_entries[call.call_id] = entry
+            while len(self._expired_entries) > MAX_RECENT:
+                self._expired_entries.popitem(last=False)
+        return {"kind": KIND_CALL, **entry}
+
+    def _call_entry(self, call: Call) -> dict[str, Any]:
+        """Return a finished call's entry of the list."""
         entry = call_entry(call)
         entry["answered_by_name"] = self.coordinator.phonebook.name_for(
             call.answered_by
         )
-        self.recent_calls.appendleft(entry)
-        return {"kind": KIND_CALL, **entry}
+        return entry
+
+    def _relist_call(self, call: Call) -> None:
+        """Replace the entry of an expired call whose end came late, in place."""
+        listed = self._expired_entries.pop(call.call_id, None)
+        for position, entry in enumerate(self.recent_calls):
+            if entry is listed:
+                self.recent_calls[position] = self._call_entry(call)
+                return
 
     @callback
     def _fire_log(self, entry: dict[str, Any]) -> None:
@@ -387,8 +441,13 @@ class Pbx:
 
     @callback
     def _new_line(self, trunk: str | None) -> None:
-        """Announce a line seen for the first time."""
-        if trunk is None:
+        """Announce a line seen for the first time.
+
+        Not while the entry unloads: its entities would be added to a
+        platform that is gone. The line is kept (and saved), so it has its
+        entities at the next setup.
+        """
+        if trunk is None or self.coordinator.unloading:
             return
         self.coordinator.async_schedule_save()
         for listener in list(self._line_listeners):
@@ -454,7 +513,7 @@ class Pbx:
             if tracker.last_missed
             else None,
             "lines": list(tracker.lines),
-            "last_sms": None if sms is None else sms.as_dict(),
+            "last_sms": None if sms is None else sms.saved(),
             "recent_calls": list(self.recent_calls),
         }
 
@@ -467,7 +526,8 @@ class Pbx:
         if data.get("last_missed"):
             tracker.last_missed = Call.from_dict(data["last_missed"])
         for line in data.get("lines", []):
-            tracker.note_line(str(line))
+            if is_name(str(line), MAX_LINE_NAME):  # older versions took any
+                tracker.note_line(str(line))
         if sms := data.get("last_sms"):
             self.last_sms = SmsMessage.from_dict(sms)
         self.recent_calls.clear()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
 
+from .api.clean import for_log, is_pbx_id
 from .const import DOMAIN, LOGGER
 from .pbx import device_part, unique_prefix
 
@@ -64,7 +65,9 @@ class SpRecordStore:
             try:
                 _restore(coordinator, saved)
             except (KeyError, TypeError, ValueError, AttributeError) as err:
-                LOGGER.warning("Ignored unreadable saved SpRecord state: %s", err)
+                LOGGER.warning(
+                    "Ignored unreadable saved SpRecord state: %s", for_log(err)
+                )
 
     def async_schedule_save(self, coordinator: SpRecordCoordinator) -> None:
         """Save soon; several changes in a row are written once."""
@@ -116,9 +119,15 @@ def _dump(coordinator: SpRecordCoordinator) -> dict[str, Any]:
 
 
 def _restore(coordinator: SpRecordCoordinator, saved: dict[str, Any]) -> None:
-    """Apply one PBX's saved state."""
+    """Apply one PBX's saved state.
+
+    A PBX id that is no PBX id (saved by a version that took any) is not
+    taken: that PBX is forgotten, the entry's first one learns its id anew.
+    """
     number = int(saved.get("number", 1))
     pbx_id = saved.get("pbx_id")
+    if not isinstance(pbx_id, str) or not is_pbx_id(pbx_id):
+        pbx_id = None
     if number == 1:
         pbx = coordinator.primary
         if pbx.pbx_id is None and isinstance(pbx_id, str):

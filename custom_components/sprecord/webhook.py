@@ -6,6 +6,14 @@ started, the integration registers that URL with `/sys/subscribe_events`;
 the cloud checks it with a verification POST, answered here with
 `{"result": md5_hex(payload)}`. Events then arrive as POSTs and go through
 the same `parse_event()` and coordinator path as the SSE stream.
+
+Anyone who knows the hook's URL can POST to it, and a POST carries no proof
+of where it came from. So a webhook request never introduces a PBX: the
+entry takes a PBX from the SSE stream, or from the verification POST that
+arrives while its own `/sys/subscribe_events` call waits for the cloud (and
+only when that call succeeds, and that POST was the only one). Webhook
+events of a PBX the entry does not follow are answered, counted and
+dropped.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from .api import (
     parse_event,
     verification_response,
 )
+from .api.clean import for_log, is_pbx_id
 from .const import (
     CONF_CLOUDHOOK_URL,
     CONF_HOOK_URL,
@@ -140,8 +149,8 @@ async def read_body(request: web.Request) -> bytes:
     return bytes(body)
 
 
-def form_verification(body: bytes) -> str | None:
-    """Return the payload of a verification request that is not JSON, if it is one.
+def form_verification(body: bytes) -> VerificationEvent | None:
+    """Return a verification request that is not JSON, if it is one.
 
     The vendor's page writes the verification request as `key = value` pairs
     in braces, not as JSON; a server may send it that way or form-encoded
@@ -161,7 +170,11 @@ def form_verification(body: bytes) -> str | None:
             fields[unquote_plus(key).strip()] = unquote_plus(value).strip()
     if fields.get("event_type") != "verification" or not fields.get("payload"):
         return None
-    return fields["payload"]
+    device_id = fields.get("device_id", "")
+    return VerificationEvent(
+        device_id=device_id if is_pbx_id(device_id) else "",
+        payload=fields["payload"],
+    )
 
 
 async def async_parse_request(request: web.Request) -> SpRecordEvent:
@@ -173,10 +186,10 @@ async def async_parse_request(request: web.Request) -> SpRecordEvent:
     try:
         return parse_event(body)
     except ProtocolError:
-        payload = form_verification(body)
-        if payload is None:
+        verification = form_verification(body)
+        if verification is None:
             raise
-        return VerificationEvent(device_id="", payload=payload)
+        return verification
 
 
 async def _backoff(delay: float) -> float:
@@ -211,6 +224,11 @@ class WebhookTransport:
         self.last_error: str | None = None
         self.bad_requests = 0
         self._bad_logged = False
+        self.unknown_pbx_requests = 0
+        """Webhook events of a PBX the entry does not follow (dropped)."""
+        self._unknown_pbx_logged = False
+        self._verified_ids: list[str] | None = None
+        """PBX ids of the verification POSTs while our subscription waits."""
         self._task: asyncio.Task[None] | None = None
         self._unsubs: list[CALLBACK_TYPE] = []
 
@@ -286,19 +304,25 @@ class WebhookTransport:
                 # cloudhook is asked for again later.
                 self._failed(
                     "Home Assistant Cloud could not make the webhook's cloudhook: "
-                    f"{err.__class__.__name__}: {err}"
+                    f"{err.__class__.__name__}: {for_log(err)}"
                 )
                 delay = await _backoff(delay)
                 continue
             if only_if_url_changed and url == self.url:
                 return
             only_if_url_changed = False
+            self._verified_ids = []
             try:
                 await self.coordinator.client.subscribe_events(url, EVENT_TYPES)
             except SpRecordError as err:
-                self._failed(f"The SpRecord cloud did not take the webhook: {err}")
+                self._failed(
+                    f"The SpRecord cloud did not take the webhook: {for_log(err)}"
+                )
                 delay = await _backoff(delay)
                 continue
+            finally:
+                verified, self._verified_ids = self._verified_ids, None
+            self._adopt_verified(verified)
             self.url = url
             self.registered = True
             self.last_error = None
@@ -310,6 +334,23 @@ class WebhookTransport:
                 )
             self._on_status(True)  # noqa: FBT003
             return
+
+    @callback
+    def _adopt_verified(self, verified: list[str]) -> None:
+        """Follow the PBX the cloud named while it verified our subscription.
+
+        Only when one PBX id came: a second one means that someone else
+        POSTed a verification meanwhile, and neither can be told apart.
+        """
+        ids = set(verified)
+        if len(ids) == 1:
+            self.coordinator.async_adopt_pbx(ids.pop())
+        elif len(ids) > 1:
+            LOGGER.warning(
+                "The webhook got verification requests naming %s different PBXs "
+                "while it subscribed; none is taken from them",
+                len(ids),
+            )
 
     @callback
     def _failed(self, reason: str) -> None:
@@ -331,10 +372,29 @@ class WebhookTransport:
         except ProtocolError as err:
             return self._bad_request(str(err))
         if isinstance(event, VerificationEvent):
+            if self._verified_ids is not None and event.device_id:
+                self._verified_ids.append(event.device_id)
             return _json_response(verification_response(event.payload))
-        # Every PBX of the account: the account's hook only gets its events.
+        if not self.coordinator.follows_pbx(event.device_id):
+            # Anyone with the URL can POST: a PBX comes from SSE or from the
+            # verification of our own subscription, never from a POST.
+            self._unknown_pbx()
+            return _json_response({})
         self.coordinator.async_handle_event(event, "webhook")
         return _json_response({})
+
+    @callback
+    def _unknown_pbx(self) -> None:
+        """Drop an event of a PBX the entry does not follow; log it once."""
+        self.unknown_pbx_requests += 1
+        if not self._unknown_pbx_logged:
+            self._unknown_pbx_logged = True
+            LOGGER.warning(
+                "Dropped a webhook event of a PBX this entry does not follow: a PBX "
+                "is taken from the event stream or the webhook's verification, "
+                "never from a webhook request (use the transport 'SSE and "
+                "webhook' to let a new PBX of the account in)"
+            )
 
     @callback
     def _bad_request(self, reason: str) -> web.Response:
@@ -342,9 +402,9 @@ class WebhookTransport:
         self.bad_requests += 1
         if not self._bad_logged:
             self._bad_logged = True
-            LOGGER.warning("Refused a webhook request: %s", reason)
+            LOGGER.warning("Refused a webhook request: %s", for_log(reason))
         else:
-            LOGGER.debug("Refused a webhook request: %s", reason)
+            LOGGER.debug("Refused a webhook request: %s", for_log(reason))
         return _json_response({"error": reason}, status=400)
 
 
@@ -405,7 +465,8 @@ async def async_unsubscribe(
         await client.subscribe_events(url, [])
     except SpRecordError as err:
         LOGGER.warning(
-            "Could not tell the SpRecord cloud to stop webhook deliveries: %s", err
+            "Could not tell the SpRecord cloud to stop webhook deliveries: %s",
+            for_log(err),
         )
         return False  # the cloud still posts to the hook: keep it for a retry
     finally:
@@ -414,7 +475,7 @@ async def async_unsubscribe(
         try:
             await _cloud().async_delete_cloudhook(hass, webhook_id)
         except Exception as err:  # noqa: BLE001 (cloud errors vary by version)
-            LOGGER.debug("Could not delete the cloudhook: %s", err)
+            LOGGER.debug("Could not delete the cloudhook: %s", for_log(err))
     return True
 
 

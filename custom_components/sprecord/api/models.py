@@ -17,6 +17,16 @@ Everything from the server is made storable once, here: text is made valid
 Unicode (a lone UTF-16 surrogate, half an emoji, becomes U+FFFD), integers
 past 64 bits become text, non-finite numbers become null, and nesting is
 bounded. What leaves this module can be saved and serialised as it is.
+
+Text fields are also made safe to show and bounded (`clean.py`): numbers,
+sender ids, extensions, call ids and statuses lose every control and format
+character (bidi controls included) and are cut at 64 characters; an SMS's
+text keeps its line breaks and tabs and is cut at 10,000. What names things
+Home Assistant keeps is refused when it is no such name: a PBX id must be
+base64 characters (at most 128), a line (trunk) printable text (at most 64),
+an event type printable text (at most 64); the event is then a
+`ProtocolError`, so that no forged or broken event makes devices or entities
+with made-up names.
 """
 
 from __future__ import annotations
@@ -31,6 +41,16 @@ import math
 import re
 from typing import Any, ClassVar, Self
 
+from .clean import (
+    MAX_DATE_TEXT,
+    MAX_EVENT_TYPE,
+    MAX_LINE_NAME,
+    MAX_STATUS,
+    clean_field,
+    clean_message,
+    is_name,
+    is_pbx_id,
+)
 from .exceptions import ProtocolError
 
 
@@ -405,14 +425,12 @@ def parse_event(raw: str | bytes | Mapping[str, Any]) -> SpRecordEvent:
     `UnknownEvent`. What comes out is storable (see `_storable()`).
     """
     envelope = _envelope(raw)
-    device_id = envelope.get("device_id")
-    if isinstance(device_id, int) and not isinstance(device_id, bool):
-        device_id = str(device_id)
-    if not isinstance(device_id, str) or not device_id:
-        raise ProtocolError("event: device_id is missing or not a string")
+    device_id = _device_id(envelope)
     event_type = envelope.get("event_type")
     if not isinstance(event_type, str) or not event_type:
         raise ProtocolError("event: event_type is missing or not a string")
+    if not is_name(event_type, MAX_EVENT_TYPE):
+        raise ProtocolError("event: event_type is not the name of a type")
 
     raw_payload = envelope.get("payload")
     if event_type == EventType.VERIFICATION:
@@ -427,6 +445,18 @@ def parse_event(raw: str | bytes | Mapping[str, Any]) -> SpRecordEvent:
     if builder is None:
         return UnknownEvent(device_id=device_id, name=event_type, payload=raw_payload)
     return builder(event_type, device_id, raw_payload)
+
+
+def _device_id(envelope: Mapping[str, Any]) -> str:
+    """Read the PBX id: text (or an integer) of base64 characters, bounded."""
+    device_id = envelope.get("device_id")
+    if isinstance(device_id, int) and not isinstance(device_id, bool):
+        device_id = str(device_id)
+    if not isinstance(device_id, str) or not device_id:
+        raise ProtocolError("event: device_id is missing or not a string")
+    if not is_pbx_id(device_id):
+        raise ProtocolError("event: device_id is not a PBX id")
+    return device_id
 
 
 def _envelope(raw: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -464,12 +494,13 @@ def _extra(raw: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
 
 def _identifier(event_type: str, raw: Mapping[str, Any], key: str) -> str:
     """Read the id of an event: required, text or an integer, not blank."""
-    return _required_text(event_type, raw, key, allow_empty=False)
+    text = clean_field(_required_text(event_type, raw, key))
+    if not text or text.isspace():
+        raise ProtocolError(f"{event_type}: payload.{key} is empty")
+    return text
 
 
-def _required_text(
-    event_type: str, raw: Mapping[str, Any], key: str, *, allow_empty: bool = True
-) -> str:
+def _required_text(event_type: str, raw: Mapping[str, Any], key: str) -> str:
     """Read a required string field; integers are turned into text."""
     value = raw.get(key)
     text = value if type(value) is str else _as_text(value)
@@ -479,8 +510,6 @@ def _required_text(
         raise ProtocolError(
             f"{event_type}: payload.{key} must be a string, got {type(value).__name__}"
         )
-    if not allow_empty and (not text or text.isspace()):
-        raise ProtocolError(f"{event_type}: payload.{key} is empty")
     return text
 
 
@@ -488,6 +517,27 @@ def _text(raw: Mapping[str, Any], key: str) -> str | None:
     """Read an optional string field; None when missing or unreadable."""
     value = raw.get(key)
     return value if type(value) is str else _as_text(value)
+
+
+def _number(raw: Mapping[str, Any], key: str) -> str | None:
+    """Read a number, sender id or extension: one clean, bounded line."""
+    text = _text(raw, key)
+    return None if text is None else clean_field(text)
+
+
+def _line(event_type: str, raw: Mapping[str, Any], key: str) -> str | None:
+    """Read a line (trunk) name; refuse one that cannot name a line.
+
+    Missing, blank or not text: None. Controls, format characters or more
+    than `MAX_LINE_NAME` characters: a `ProtocolError`, as a line's name
+    becomes a device's and its entities' names and ids.
+    """
+    text = _text(raw, key)
+    if not text or text.isspace():
+        return None
+    if not is_name(text, MAX_LINE_NAME):
+        raise ProtocolError(f"{event_type}: payload.{key} is not a line name")
+    return text
 
 
 def _optional_int(raw: Mapping[str, Any], key: str) -> int | None:
@@ -514,6 +564,7 @@ def _status(raw: Mapping[str, Any], key: str) -> RecordCallStatus:
     text = _text(raw, key)
     if text is None:
         return RecordCallStatus.NOT_DEF
+    text = clean_field(text, MAX_STATUS)
     if (status := _STATUSES.get(text)) is not None:
         return status
     if not text.strip():
@@ -526,8 +577,11 @@ def _date(raw: Mapping[str, Any], key: str) -> datetime | str | None:
     value = raw.get(key)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _from_timestamp(value) or str(value)
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         return None  # not given, or nothing a date can be read from
+    value = clean_field(value, MAX_DATE_TEXT)
+    if not value.strip():
+        return None
     text = value.strip()
     try:
         return datetime.fromisoformat(text)
@@ -553,9 +607,9 @@ def _build_call(
     return _CALL_EVENTS[event_type](
         device_id=device_id,
         call_id=_identifier(event_type, raw, "call_id"),
-        call_src=_text(raw, "call_src"),
-        call_dst=_text(raw, "call_dst"),
-        trunk=_text(raw, "trunk"),
+        call_src=_number(raw, "call_src"),
+        call_dst=_number(raw, "call_dst"),
+        trunk=_line(event_type, raw, "trunk"),
         extra=_extra(raw, _CALL_FIELDS),
     )
 
@@ -579,7 +633,7 @@ def _build_answer_elsewhere(
     return AnswerElsewhereEvent(
         device_id=device_id,
         call_id=_identifier(event_type, raw, "call_id"),
-        number=_text(raw, "number"),
+        number=_number(raw, "number"),
         extra=_extra(raw, _ANSWER_ELSEWHERE_FIELDS),
     )
 
@@ -589,9 +643,9 @@ def _build_sms(
 ) -> SpRecordEvent:
     return IncomingSmsEvent(
         device_id=device_id,
-        text=_required_text(event_type, raw, "text"),
-        sms_src=_text(raw, "sms_src") or "",
-        trunk=_text(raw, "trunk") or "",
+        text=clean_message(_required_text(event_type, raw, "text")),
+        sms_src=_number(raw, "sms_src") or "",
+        trunk=_line(event_type, raw, "trunk") or "",
         date=_date(raw, "date"),
         extra=_extra(raw, _SMS_FIELDS),
     )
