@@ -72,3 +72,23 @@ async def remove_device(client: Any, entry_id: str, device_id: str) -> bool:
         }
     )
     return bool((await client.receive_json())["success"])
+
+
+async def wait_for_sms(
+    hass: HomeAssistant, entity_id: str, text: str, timeout: float = 3.0
+) -> State:
+    """Wait until an SMS sensor or event entity shows the text; return its state.
+
+    The last SMS sensor's state is the time the SMS came; the text is an
+    attribute (shown, never recorded).
+    """
+    await wait_until(
+        lambda: (
+            (s := hass.states.get(entity_id)) is not None
+            and s.attributes.get("text") == text
+        ),
+        timeout,
+    )
+    result = hass.states.get(entity_id)
+    assert result is not None
+    return result

@@ -48,6 +48,8 @@ SOURCE_URL = (
     "blueprints/automation/sprecord/{}"
 )
 CALL_ENTITY = "event.sprecord_minipbx_call"
+SMS_ENTITY = "event.sprecord_minipbx_sms"
+SECOND_SMS_ENTITY = "event.sprecord_minipbx_2_sms"
 EXTRA_ACTION = [{"action": "test.extra", "data": {"note": "from {{ call.caller }}"}}]
 # Inputs a user would give; the others keep their defaults.
 EXAMPLE_INPUTS: dict[str, dict[str, Any]] = {
@@ -59,7 +61,7 @@ EXAMPLE_INPUTS: dict[str, dict[str, Any]] = {
         "call_event": CALL_ENTITY,
         "notify_service": "notify.test",
     },
-    "forward_sms.yaml": {"notify_service": "notify.test"},
+    "forward_sms.yaml": {"sms_event": [SMS_ENTITY], "notify_service": "notify.test"},
     "auto_dial.yaml": {
         "when": [{"trigger": "state", "entity_id": "binary_sensor.alarm", "to": "on"}],
         "calling_pbx": "pbx-device-id",
@@ -303,46 +305,56 @@ async def test_missed_call_notifies(hass: HomeAssistant, tmp_path: Path) -> None
     assert len(notify) == 1
 
 
+def _fire_sms_event(
+    hass: HomeAssistant, when: str, entity_id: str = SMS_ENTITY, **attributes: Any
+) -> None:
+    """Write an SMS event entity's state as the integration does."""
+    hass.states.async_set(
+        entity_id,
+        when,
+        {"event_types": ["incoming_sms"], "event_type": "incoming_sms", **attributes},
+    )
+
+
 async def test_sms_is_forwarded(hass: HomeAssistant, tmp_path: Path) -> None:
     notify = async_mock_service(hass, "notify", "test")
     other = async_mock_service(hass, "notify", "other")
+    other_pbx = "event.sprecord_minipbx_2_sms"
+    hass.states.async_set(SMS_ENTITY, "unknown")
+    hass.states.async_set(other_pbx, "unknown")
     await _set_up_automations(
         hass,
         tmp_path,
         [
-            _use("forward_sms.yaml"),
+            _use("forward_sms.yaml", sms_event=[SMS_ENTITY, other_pbx]),
             _use(
                 "forward_sms.yaml",
                 notify_service="notify.other",
-                pbx_device="pbx-device",
                 message="{{ sms.sender }}: {{ sms.text }}",
             ),
         ],
     )
     sms = {"sms_src": "OZON", "text": "Ваш заказ доставлен", "trunk": "GSM1"}
-    for device_id in ("pbx-device", "another-pbx"):
-        hass.bus.async_fire(
-            "sprecord_event",
-            {"event_type": "incoming_sms", "payload": sms, "device_id": device_id},
-        )
-    hass.bus.async_fire(
-        "sprecord_event",
-        {"event_type": "incoming_call", "payload": call(1), "device_id": "pbx-device"},
-    )
+    _fire_sms_event(hass, "2026-11-27T09:00:00.000+00:00", **sms)
+    _fire_sms_event(hass, "2026-11-27T09:00:00.000+00:00", other_pbx, **sms)
+    _fire_call_event(hass, "2026-11-27T09:00:00.000+00:00", event_type="incoming_call")
     await hass.async_block_till_done()
     assert _messages(notify) == ["Ваш заказ доставлен (line GSM1)"] * 2
     assert notify[0].data["title"] == "SMS from OZON"
     assert _messages(other) == ["OZON: Ваш заказ доставлен"]
 
-    # A number stays text, quotes and new lines stay as they were.
+    # A number stays text, quotes and new lines stay as they were; a second
+    # SMS in the same millisecond is forwarded too, a rename is not an SMS.
     sms = {"sms_src": "+79161234567", "text": "0123456", "trunk": "GSM2"}
-    hass.bus.async_fire(
-        "sprecord_event", {"event_type": "incoming_sms", "payload": sms}
-    )
+    _fire_sms_event(hass, "2026-11-27T09:01:00.000+00:00", **sms)
     sms = {"sms_src": "900", "text": "Code '42'\n\"ok\"", "trunk": "GSM1"}
-    hass.bus.async_fire(
-        "sprecord_event", {"event_type": "incoming_sms", "payload": sms}
+    _fire_sms_event(hass, "2026-11-27T09:01:00.000+00:00", **sms)
+    _fire_sms_event(
+        hass, "2026-11-27T09:01:00.000+00:00", friendly_name="Office SMS", **sms
     )
+    # The entity coming back after a restart or reload is not an SMS.
+    hass.states.async_set(SMS_ENTITY, "unavailable")
+    _fire_sms_event(hass, "2026-11-27T09:01:00.000+00:00", **sms)
     await hass.async_block_till_done()
     assert _messages(notify)[2:] == [
         "0123456 (line GSM2)",
@@ -395,7 +407,7 @@ async def test_a_named_caller_shows_by_name(
     )
     await hass.async_block_till_done()
     assert sorted(_messages(notify)) == sorted(
-        [f"Call from {name} on line GSM1", f"{name} → Приёмная"]
+        [f"Call from {name} (+79161234567) on line GSM1", f"{name} → Приёмная"]
     )
     assert sorted(c.data["title"] for c in notify) == [
         "Incoming call",
@@ -420,72 +432,38 @@ async def test_a_named_caller_shows_by_name(
     await hass.async_block_till_done()
     local = dt_util.as_local(dt_util.parse_datetime("2026-11-27T09:00:20+00:00"))
     assert _messages(notify)[2:] == [
-        f"Missed call from {name} on line GSM1 at {local:%H:%M}"
+        f"Missed call from {name} (+79161234567) on line GSM1 at {local:%H:%M}"
     ]
 
-    # An SMS: `sender_name` is next to the payload in the bus event.
-    hass.bus.async_fire(
-        EVENT_SPRECORD,
-        {
-            "event_type": "incoming_sms",
-            "payload": {
-                "sms_src": "+79637541208",
-                "text": "Встреча в 11:00",
-                "trunk": "GSM2",
-            },
-            "sender_name": "Иван Петров",
-        },
+    # An SMS: `sender_name` is the SMS event entity's, with its number.
+    hass.states.async_set(SMS_ENTITY, "unknown")
+    await hass.async_block_till_done()
+    _fire_sms_event(
+        hass,
+        "2026-11-27T09:01:00.000+00:00",
+        sms_src="+79637541208",
+        text="Встреча в 11:00",
+        trunk="GSM2",
+        sender_name="Иван Петров",
     )
     # A number the phonebook does not know: None, and the number shows.
-    hass.bus.async_fire(
-        EVENT_SPRECORD,
-        {
-            "event_type": "incoming_sms",
-            "payload": {"sms_src": "900", "text": "Код 1234", "trunk": "GSM1"},
-            "sender_name": None,
-        },
+    _fire_sms_event(
+        hass,
+        "2026-11-27T09:02:00.000+00:00",
+        sms_src="900",
+        text="Код 1234",
+        trunk="GSM1",
+        sender_name=None,
     )
     await hass.async_block_till_done()
     assert [c.data["title"] for c in notify[3:]] == [
-        "SMS from Иван Петров",
+        "SMS from Иван Петров (+79637541208)",
         "SMS from 900",
     ]
     assert _messages(notify)[3:] == [
         "Встреча в 11:00 (line GSM2)",
         "Код 1234 (line GSM1)",
     ]
-
-
-async def test_sms_of_one_pbx_or_of_every_pbx(
-    hass: HomeAssistant, tmp_path: Path
-) -> None:
-    """The PBX input keeps the SMS of its PBX device; empty keeps them all."""
-    every = async_mock_service(hass, "notify", "test")
-    one = async_mock_service(hass, "notify", "one")
-    await _set_up_automations(
-        hass,
-        tmp_path,
-        [
-            _use("forward_sms.yaml"),
-            _use("forward_sms.yaml", notify_service="notify.one", pbx_device="dev-a"),
-        ],
-    )
-    # As the integration fires it: `device_id` is the PBX's device in Home
-    # Assistant, `pbx_id` the PBX's own id; two PBXs of one account.
-    for device_id, pbx_id in (("dev-a", "pbx-a"), ("dev-b", "pbx-b")):
-        hass.bus.async_fire(
-            EVENT_SPRECORD,
-            {
-                "device_id": device_id,
-                "config_entry_id": "entry",
-                "pbx_id": pbx_id,
-                "event_type": "incoming_sms",
-                "payload": {"sms_src": "900", "text": pbx_id, "trunk": "GSM1"},
-            },
-        )
-    await hass.async_block_till_done()
-    assert _messages(every) == ["pbx-a (line GSM1)", "pbx-b (line GSM1)"]
-    assert _messages(one) == ["pbx-a (line GSM1)"]
 
 
 async def test_blueprints_with_the_integration(
@@ -562,11 +540,13 @@ async def test_named_callers_with_the_integration(
     # keep (it differs between Home Assistant releases).
     messages = sorted(_messages(notify))
     assert messages[0] == "Call from +79990001122 on line GSM2"
-    assert messages[1] == "Call from Мама on line GSM1"
+    assert messages[1] == "Call from Мама (+79161234567) on line GSM1"
     assert messages[2] == "Hi (line GSM2)"
-    assert messages[3].startswith("Missed call from Мама on line GSM1 at ")
+    assert messages[3].startswith(
+        "Missed call from Мама (+79161234567) on line GSM1 at "
+    )
     [sms] = [c for c in notify if c.data["message"] == "Hi (line GSM2)"]
-    assert sms.data["title"] == "SMS from Иван Петров"
+    assert sms.data["title"] == "SMS from Иван Петров (+79637541208)"
 
 
 async def test_forward_sms_of_one_of_two_pbxs_with_the_integration(
@@ -575,7 +555,7 @@ async def test_forward_sms_of_one_of_two_pbxs_with_the_integration(
     emulator: SpRecordEmulator,
     setup_entry: MockConfigEntry,
 ) -> None:
-    """One account, two PBXs: the PBX input picks one PBX's device."""
+    """One account, two PBXs: the input picks one PBX's SMS event entity."""
     second = emulator.add_pbx(make_device_id(1))
     devices: dict[str, str] = {}
 
@@ -605,11 +585,11 @@ async def test_forward_sms_of_one_of_two_pbxs_with_the_integration(
         hass,
         tmp_path,
         [
-            _use("forward_sms.yaml"),
+            _use("forward_sms.yaml", sms_event=[SMS_ENTITY, SECOND_SMS_ENTITY]),
             _use(
                 "forward_sms.yaml",
                 notify_service="notify.one",
-                pbx_device=devices[second],
+                sms_event=[SECOND_SMS_ENTITY],
             ),
         ],
     )

@@ -31,7 +31,7 @@ from custom_components.sprecord.const import (
 from custom_components.sprecord.diagnostics import async_get_config_entry_diagnostics
 from emulator import SpRecordEmulator
 
-from .helpers import wait_for_state, wait_until
+from .helpers import wait_for_sms, wait_for_state, wait_until
 from .test_logbook import describer
 from .test_states import CALL_STATE, call, end
 
@@ -181,7 +181,9 @@ async def test_a_contact_added_in_the_ui_names_its_calls_everywhere(
     [ended] = [e for e in bus if e.data["event_type"] == "call_end"]
     assert ended.data["caller_name"] == "Mum"
     [logged] = log
-    assert describer(hass)(logged)["message"] == "Missed call from Mum on GSM1"
+    assert describer(hass)(logged)["message"] == (
+        "Missed call from Mum (+79161234567) on GSM1"
+    )
     calls = hass.states.get(RECENT).attributes["calls"]
     assert [(c["number"], c["name"], c["result"]) for c in calls] == [
         ("+79161234567", "Mum", "missed")
@@ -209,7 +211,9 @@ async def test_an_extension_and_an_outgoing_call_are_named(
     emulator.emit("call_end", end(7, status="busy"))
     await wait_for_state(hass, CALL_STATE, "idle")
     [logged] = log
-    assert describer(hass)(logged)["message"] == "Outgoing call to Shop on GSM1, Busy"
+    assert describer(hass)(logged)["message"] == (
+        "Outgoing call to Shop (84951112233) on GSM1, Busy"
+    )
 
 
 async def test_contacts_are_edited_and_removed_without_a_reload(
@@ -297,7 +301,7 @@ async def test_a_vcard_names_calls_and_sms(
     emulator.emit(
         "incoming_sms", {"sms_src": "89031234567", "text": "Привет", "trunk": "GSM1"}
     )
-    await wait_for_state(hass, LAST_SMS, "Привет")
+    await wait_for_sms(hass, LAST_SMS, "Привет")
     assert hass.states.get(LAST_SMS).attributes["sender_name"] == "Пётр Иванов"
     assert hass.states.get(SMS_EVENT).attributes["sender_name"] == "Пётр Иванов"
 
@@ -507,7 +511,7 @@ async def test_names_and_contacts_are_redacted_in_diagnostics(
     emulator.emit(
         "incoming_sms", {"sms_src": "+79161234567", "text": "hi", "trunk": "GSM1"}
     )
-    await wait_for_state(hass, LAST_SMS, "hi")
+    await wait_for_sms(hass, LAST_SMS, "hi")
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
     text = repr(diagnostics)
     for secret in ("Mum", "Пётр", "Иванов", "9161234567", "9031234567"):

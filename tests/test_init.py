@@ -8,6 +8,7 @@ from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.sprecord.const import (
@@ -20,7 +21,14 @@ from custom_components.sprecord.const import (
 from custom_components.sprecord.storage import STORAGE_VERSION
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
-from .helpers import device_with, has_device, remove_device, wait_for_state, wait_until
+from .helpers import (
+    device_with,
+    has_device,
+    remove_device,
+    wait_for_sms,
+    wait_for_state,
+    wait_until,
+)
 from .test_states import (
     CALL_STATE,
     GSM1,
@@ -53,7 +61,7 @@ async def test_restart_restores_last_call_missed_and_sms_not_active_calls(
     emulator.emit("incoming_call", call(2, trunk="GSM1"))
     emulator.emit("start_talk", call(2, trunk="GSM1"))
     emulator.emit("incoming_sms", SMS)
-    await wait_until(lambda: hass.states.get(LAST_SMS).state == "Привет")
+    await wait_for_sms(hass, LAST_SMS, "Привет")
     await wait_for_state(hass, CALL_STATE, "talking")
 
     await reload(hass, setup_entry)
@@ -65,8 +73,9 @@ async def test_restart_restores_last_call_missed_and_sms_not_active_calls(
     assert hass.states.get(LAST_RESULT).state == "no_answer"
     assert hass.states.get(LAST_DURATION).state == "0"
     sms = hass.states.get(LAST_SMS)
-    assert sms.state == "Привет"
+    assert dt_util.parse_datetime(sms.state) is not None  # when it came
     assert sms.attributes["sender"] == "+79031234567"
+    assert sms.attributes["text"] is None  # an SMS's text is never saved
     # The call that was talking is not resurrected: its end may never come.
     assert hass.states.get(CALL_STATE).state == "idle"
     # Lines seen before the restart are there at once.
@@ -186,7 +195,7 @@ async def test_removing_the_entry_deletes_its_saved_state(
     hass_storage: dict[str, Any],
 ) -> None:
     emulator.emit("incoming_sms", SMS)
-    await wait_until(lambda: hass.states.get(LAST_SMS).state == "Привет")
+    await wait_for_sms(hass, LAST_SMS, "Привет")
     await hass.config_entries.async_remove(setup_entry.entry_id)
     await hass.async_block_till_done()
     assert f"{DOMAIN}.{setup_entry.entry_id}" not in hass_storage
@@ -198,7 +207,7 @@ async def test_restart_keeps_an_sms_date_as_it_came(
 ) -> None:
     for text, date in (("a", "вчера вечером"), ("b", "2026-11-27T10:15:00+03:00")):
         emulator.emit("incoming_sms", {**SMS, "text": text, "date": date})
-        await wait_until(lambda t=text: hass.states.get(LAST_SMS).state == t)
+        await wait_for_sms(hass, LAST_SMS, text)
         await reload(hass, setup_entry)
         await wait_until(lambda: emulator.open_streams() == 1)
         assert hass.states.get(LAST_SMS).attributes["date"] == date

@@ -26,7 +26,7 @@ from custom_components.sprecord.calls import LATE_EVENT_WINDOW
 from custom_components.sprecord.const import DOMAIN, EVENT_SPRECORD
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
-from .helpers import wait_for_state, wait_until
+from .helpers import wait_for_sms, wait_for_state, wait_until
 
 CALL_STATE = "sensor.sprecord_minipbx_call_state"
 ACTIVE_CALLS = "sensor.sprecord_minipbx_active_calls"
@@ -142,11 +142,11 @@ async def test_lenient_sms_with_only_its_text_is_shown(
 ) -> None:
     bus = async_capture_events(hass, EVENT_SPRECORD)
     emulator.emit("incoming_sms", {"text": "Код 4321"})  # no sender, line, date
-    sms = await wait_for_state(hass, LAST_SMS, "Код 4321")
+    sms = await wait_for_sms(hass, LAST_SMS, "Код 4321")
     assert sms.attributes["date"] is None
     emulator.emit("incoming_sms", {"sms_src": "BANK", "text": ""})  # empty text
     await wait_until(lambda: len(bus) == 2)
-    await wait_until(lambda: state(hass, LAST_SMS) == "")
+    await wait_for_sms(hass, LAST_SMS, "")
     assert bus[1].data["payload"]["sms_src"] == "BANK"
 
 
@@ -227,7 +227,7 @@ async def test_lone_surrogate_in_sms_is_replaced_and_the_entry_unloads(
     await wait_until(lambda: state(hass, LAST_SMS) != STATE_UNKNOWN)
     sms = hass.states.get(LAST_SMS)
     assert sms is not None
-    assert sms.state == "Hi \ufffd"  # the broken half replaced, the rest kept
+    # The broken half replaced, the rest kept.
     assert sms.attributes["text"] == "Hi \ufffd"
     json.loads(sms.as_dict_json)  # the state serialises
     await wait_until(lambda: len(bus) == 1)
@@ -239,6 +239,7 @@ async def test_lone_surrogate_in_sms_is_replaced_and_the_entry_unloads(
     await hass.async_block_till_done()
     assert setup_entry.state is ConfigEntryState.NOT_LOADED
     saved = hass_storage[f"{DOMAIN}.{setup_entry.entry_id}"]["data"]
-    assert saved["last_sms"]["text"] == "Hi \ufffd"
+    assert saved["last_sms"]["sender"] == "+79001234567"
+    assert saved["last_sms"]["text"] == ""  # an SMS's text is never saved
     assert "Task exception was never retrieved" not in caplog.text
     assert "Error unloading entry" not in caplog.text

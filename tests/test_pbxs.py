@@ -19,7 +19,14 @@ from custom_components.sprecord.pbx import pbx_key
 from custom_components.sprecord.storage import STORAGE_VERSION
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
-from .helpers import device_with, has_device, remove_device, wait_for_state, wait_until
+from .helpers import (
+    device_with,
+    has_device,
+    remove_device,
+    wait_for_sms,
+    wait_for_state,
+    wait_until,
+)
 from .test_states import CALL_STATE, GSM1, LAST_SMS, MISSED, call, end
 
 B = "K2xPq9Vd0aZr+Lm4Tt8Wc1Yb7Ue3Ns6Hf5Jg0Qi2Ro9="
@@ -80,7 +87,7 @@ async def test_two_pbxs_with_the_same_call_id_and_line_name(
     emulator.emit(
         "incoming_sms", {"sms_src": "X", "text": "to B", "trunk": "GSM1"}, device_id=B
     )
-    await wait_for_state(hass, B_LAST_SMS, "to B")
+    await wait_for_sms(hass, B_LAST_SMS, "to B")
     assert hass.states.get(LAST_SMS).state == "unknown"
     # The entry keeps its first PBX's id; the second does not rewrite it.
     assert setup_entry.data[CONF_DEVICE_ID] == DEFAULT_DEVICE_ID
@@ -193,7 +200,10 @@ async def test_an_entry_of_the_single_pbx_format_keeps_its_entities(
     await hass.async_block_till_done()
     assert config_entry.state is ConfigEntryState.LOADED
     assert hass.states.get(MISSED).state == "4"
-    assert hass.states.get(LAST_SMS).state == "Привет"
+    # Who wrote and when; the text of an older version's save is not kept.
+    assert hass.states.get(LAST_SMS).state == "2026-11-01T10:00:00+00:00"
+    assert hass.states.get(LAST_SMS).attributes["sender"] == "+79031234567"
+    assert hass.states.get(LAST_SMS).attributes["text"] is None
     assert hass.states.get("sensor.line_gsm7_state").state == "idle"
     ours = er.async_entries_for_config_entry(entity_registry, config_entry.entry_id)
     assert not [e for e in ours if e.entity_id.endswith("_2")]  # nothing renamed

@@ -102,9 +102,10 @@ EXPECTED: dict[Platform, dict[str, tuple[str, dict[str, Any]]]] = {
         "sensor.sprecord_minipbx_last_call_result": ("no_answer", {"call_id": "1"}),
         "sensor.sprecord_minipbx_missed_calls": ("1", {"last_line": "GSM1"}),
         "sensor.sprecord_minipbx_recent_calls": ("1", {}),
+        # When the SMS came (the text is an attribute, never recorded).
         "sensor.sprecord_minipbx_last_sms": (
-            "Ваш заказ доставлен",
-            {"sender": "OZON", "line": "GSM1"},
+            "2026-11-27T09:00:00+00:00",
+            {"sender": "OZON", "line": "GSM1", "text": "Ваш заказ доставлен"},
         ),
         "sensor.line_gsm1_state": ("ringing", {"caller": "+79990001122"}),
         "sensor.line_gsm2_state": ("talking", {"called": "+74951234567"}),

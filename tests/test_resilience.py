@@ -32,7 +32,14 @@ from custom_components.sprecord.const import (
 from custom_components.sprecord.event import SpRecordSmsEvent
 from emulator import SpRecordEmulator
 
-from .helpers import device_with, has_device, remove_device, wait_for_state, wait_until
+from .helpers import (
+    device_with,
+    has_device,
+    remove_device,
+    wait_for_sms,
+    wait_for_state,
+    wait_until,
+)
 from .test_states import CALL_STATE, GSM1, LAST_SMS, call, end
 from .test_webhook import ha_url, make_entry  # noqa: F401
 
@@ -99,7 +106,7 @@ async def test_a_bug_handling_one_event_does_not_stop_the_stream(
         emulator.emit("incoming_call", call(1))
         await wait_for_state(hass, CALL_STATE, "ringing")
     # The other listeners and entities still saw the event that broke one.
-    assert hass.states.get(LAST_SMS).state == "boom"
+    assert hass.states.get(LAST_SMS).attributes["text"] == "boom"
     stats = config_entry.runtime_data.coordinator.stats
     assert stats.connects == 1  # the stream never stopped
     assert stats.drops == 0
@@ -145,7 +152,7 @@ async def test_events_a_resuming_server_sends_again_are_handled_once(
     # The same ids with other content (a restarted server counts again) are new.
     emulator.restart_ids()
     emulator.emit("incoming_sms", {"sms_src": "B", "text": "new", "trunk": "GSM1"})
-    await wait_for_state(hass, LAST_SMS, "new")
+    await wait_for_sms(hass, LAST_SMS, "new")
 
 
 async def test_a_line_can_be_removed_while_the_entry_is_not_loaded(

@@ -27,6 +27,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.translation import async_get_translations
 
+from .api.clean import clean_field
 from .const import (
     CONF_NUMBERS,
     CONF_PHONEBOOK_FILE,
@@ -36,6 +37,7 @@ from .const import (
     SUBENTRY_CONTACT,
 )
 from .phonebook import (
+    MAX_NAME_LENGTH,
     Contact,
     LoadedPhonebook,
     Phonebook,
@@ -91,8 +93,14 @@ class EntryPhonebook:
         return f"{ISSUE_PHONEBOOK}_{self.entry.entry_id}"
 
     def name_for(self, number: str | None) -> str | None:
-        """Return the name of `number`, None when the phonebook has none."""
-        return self.phonebook.name_for(number)
+        """Return the name of `number`, None when the phonebook has none.
+
+        Names come from files and forms: one is shown on a single line,
+        without control or bidi characters, at most `MAX_NAME_LENGTH`
+        characters.
+        """
+        name = self.phonebook.name_for(number)
+        return (clean_field(name, MAX_NAME_LENGTH) or None) if name else None
 
     @callback
     def async_follow_ui(self) -> CALLBACK_TYPE:

@@ -19,8 +19,10 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.translation import async_get_cached_translations
 
+from .api.clean import MAX_LINE_NAME, MAX_NUMBER, clean_field
 from .calllog import KIND_SMS, RESULT_MISSED, RESULT_UNKNOWN
 from .const import DOMAIN, EVENT_SPRECORD_LOG
+from .phonebook import MAX_NAME_LENGTH
 
 _TEXT = "component.sprecord.entity.sensor.recent_calls.state_attributes.calls.state.{}"
 _STATUS = "component.sprecord.entity.sensor.last_call_status.state.{}"
@@ -73,8 +75,8 @@ def describe_entry(
     translations: Mapping[str, str],
 ) -> str:
     """Return the line of one call or SMS of the call list."""
-    who = data.get("name") or data.get("number") or text("withheld")
-    line = data.get("line") or text("unknown_line")
+    who = shown_party(data.get("name"), data.get("number")) or text("withheld")
+    line = _shown(data.get("line"), MAX_LINE_NAME) or text("unknown_line")
     if data.get("kind") == KIND_SMS:
         return text("sms", who=who, line=line)
     result = data.get("result")
@@ -82,7 +84,9 @@ def describe_entry(
         return text("missed", who=who, line=line)
     outgoing = data.get("direction") == "outgoing"
     parts = [text("outgoing" if outgoing else "incoming", who=who, line=line)]
-    if answered_by := data.get("answered_by_name") or data.get("answered_by"):
+    if answered_by := shown_party(
+        data.get("answered_by_name"), data.get("answered_by")
+    ):
         parts.append(text("answered_by", extension=answered_by))
     if result == RESULT_UNKNOWN:
         parts.append(text("no_end"))
@@ -97,6 +101,27 @@ def describe_entry(
             else text("seconds", seconds=seconds)
         )
     return ", ".join(parts)
+
+
+def shown_party(name: Any, number: Any) -> str | None:
+    """Return how a caller, a called number or an SMS sender is shown.
+
+    A name from the phonebook comes with its number, `Mum (+79161234567)`;
+    a number or sender id without a name is shown as it is, so an SMS
+    whose sender id is "Mum" cannot pass for the contact Mum. Both lose
+    control and bidi characters and are bounded. None when neither is known.
+    """
+    shown_number = _shown(number, MAX_NUMBER)
+    if shown_name := _shown(name, MAX_NAME_LENGTH):
+        return f"{shown_name} ({shown_number})" if shown_number else shown_name
+    return shown_number or None
+
+
+def _shown(value: Any, limit: int) -> str:
+    """Return an outside value as text to show: one clean, bounded line."""
+    if value is None:
+        return ""
+    return clean_field(str(value), limit).strip()
 
 
 def _pbx_name(hass: HomeAssistant, data: Mapping[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -23,7 +24,6 @@ from .entity import SpRecordAutoDialEntity, SpRecordEntity
 from .pbx import TOPIC_CALLS, TOPIC_ENDED, TOPIC_SMS, Pbx, line_topic
 
 PARALLEL_UPDATES = 0
-SMS_STATE_LENGTH = 255
 
 CALL_STATES = [state.value for state in CallState]
 CALL_STATUSES = [status.value for status in RecordCallStatus]
@@ -111,9 +111,10 @@ def _missed_attributes(pbx: Pbx) -> dict[str, Any]:
     }
 
 
-def _sms_text(pbx: Pbx) -> str | None:
+def _sms_received(pbx: Pbx) -> datetime | None:
+    """Return when the last SMS came: the state, never its text (recorded)."""
     sms = pbx.last_sms
-    return None if sms is None else sms.text[:SMS_STATE_LENGTH]
+    return None if sms is None else sms.received
 
 
 def _sms_attributes(pbx: Pbx) -> dict[str, Any]:
@@ -188,7 +189,8 @@ PBX_SENSORS: tuple[SpRecordSensorDescription, ...] = (
     SpRecordSensorDescription(
         key="last_sms",
         translation_key="last_sms",
-        value_fn=_sms_text,
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=_sms_received,
         attrs_fn=_sms_attributes,
         topics=(TOPIC_SMS,),
     ),
@@ -239,8 +241,9 @@ class SpRecordSensor(SpRecordEntity, SensorEntity):
 
     entity_description: SpRecordSensorDescription
     # The call list is bounded but changes with every call: the recorder
-    # keeps the state, not 20 calls in each row of attribute history.
-    _unrecorded_attributes = frozenset({"calls"})
+    # keeps the state, not 20 calls in each row of attribute history. An
+    # SMS's text is never written to the database.
+    _unrecorded_attributes = frozenset({"calls", "text"})
 
     @property
     def native_value(self) -> Any:
