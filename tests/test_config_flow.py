@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 import json
 from pathlib import Path
@@ -21,37 +22,48 @@ from homeassistant.data_entry_flow import (
     InvalidData,
     section,
 )
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_aiohttp import AiohttpServer
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 import voluptuous as vol
 
 import custom_components.sprecord
 from custom_components.sprecord.api import CANDIDATES, SpRecordClient
 from custom_components.sprecord.config_flow import (
     ADVANCED,
+    AUTODIAL_SECTION,
     OPTIONS_SCHEMA,
     REAUTH_SCHEMA,
     RECONFIGURE_SCHEMA,
+    REDACTED_URL,
     TITLE,
     USER_SCHEMA,
     account_id,
+    without_userinfo,
 )
 from custom_components.sprecord.const import (
     AUTH_AUTO,
     CONF_AUTH_SCHEME,
+    CONF_AUTODIAL,
     CONF_CALL_TIMEOUT,
+    CONF_PHONEBOOK_FILE,
     CONF_TRANSPORT,
     DEFAULT_CALL_TIMEOUT_MINUTES,
     DEFAULT_URL,
     DOMAIN,
+    TRANSPORT_BOTH,
     TRANSPORT_SSE,
+    TRANSPORT_WEBHOOK,
 )
 from custom_components.sprecord.diagnostics import (
     async_get_config_entry_diagnostics,
 )
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
+from emulator.autodial import AutoDialEmulator
 
 from .helpers import wait_until
 
@@ -831,3 +843,317 @@ async def test_reconfigure_can_set_the_way_the_key_is_sent(
     await hass.async_block_till_done()
     await wait_until(lambda: emulator.open_streams() == 1)
     await unload(hass, setup_entry)
+
+
+# --- a password in the server URL ----------------------------------------
+
+
+def with_password(url: str) -> str:
+    """Return `url` with a user name and password in it."""
+    return url.replace("http://", "http://admin:s3cret@", 1)
+
+
+@pytest.mark.parametrize(
+    "userinfo", ["admin:s3cret@", "admin@", ":s3cret@", "ad%40min:s3%3Acret@"]
+)
+async def test_user_flow_refuses_a_password_in_the_url(
+    hass: HomeAssistant, emulator: SpRecordEmulator, userinfo: str
+) -> None:
+    result = await start_user_flow(hass)
+    url = emulator.url.replace("http://", f"http://{userinfo}", 1)
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: url, CONF_API_KEY: "demo"}
+    )
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {CONF_URL: "url_has_credentials"}
+    # Refused before anything is sent anywhere.
+    assert emulator.stats.connects == emulator.stats.rejected_auth == 0
+    assert "user:password@" in STRINGS["config"]["error"]["url_has_credentials"]
+
+    await finish_user_flow(hass, result["flow_id"], emulator)
+
+
+async def test_reconfigure_refuses_a_password_in_the_url(
+    hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
+) -> None:
+    result = await setup_entry.start_reconfigure_flow(hass)
+    data = {CONF_URL: with_password(emulator.url), CONF_API_KEY: "demo"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], data)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_URL: "url_has_credentials"}
+    # Both mistakes at once are both named.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**data, ADVANCED: {CONF_AUTH_SCHEME: "cookie:x"}}
+    )
+    assert result["errors"] == {
+        CONF_URL: "url_has_credentials",
+        CONF_AUTH_SCHEME: "invalid_auth_scheme",
+    }
+    assert setup_entry.data[CONF_URL] == emulator.url
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert setup_entry.data[CONF_URL] == emulator.url
+    await hass.async_block_till_done()
+    await wait_until(lambda: emulator.open_streams() == 1)
+    await unload(hass, setup_entry)
+
+
+@pytest.fixture
+async def entry_with_password(
+    hass: HomeAssistant, emulator: SpRecordEmulator
+) -> AsyncIterator[MockConfigEntry]:
+    """Set up an entry saved before the flow refused a password in the URL.
+
+    The key goes in a header of its own, so the server still takes it.
+    """
+    emulator.set_auth_scheme("header:X-API-Key")
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=TITLE,
+        data={
+            CONF_URL: with_password(emulator.url),
+            CONF_API_KEY: "demo",
+            CONF_AUTH_SCHEME: "header:X-API-Key",
+        },
+        unique_id=account_id("demo"),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(lambda: emulator.open_streams() == 1)
+    yield entry
+    await unload(hass, entry)
+
+
+async def test_a_saved_password_in_the_url_is_never_shown(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    entry_with_password: MockConfigEntry,
+) -> None:
+    entry = entry_with_password
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert "s3cret" not in json.dumps(diagnostics)
+    assert "admin" not in json.dumps(diagnostics)
+    assert diagnostics["entry"]["data"][CONF_URL] == emulator.url
+    assert diagnostics["link"]["server"] == emulator.url
+
+    # The reauth form names the server without the password.
+    result = await entry.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+    assert result["description_placeholders"]["url"] == emulator.url
+    hass.config_entries.flow.async_abort(result["flow_id"])
+
+    # Reconfigure offers the URL without the password, which then works.
+    result = await entry.start_reconfigure_flow(hass)
+    assert suggested_values(result)[CONF_URL] == emulator.url
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_URL] == emulator.url
+    await hass.async_block_till_done()
+    await wait_until(lambda: emulator.open_streams() == 1)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://a:b@api.sprecord.cloud/v1", "https://api.sprecord.cloud/v1"),
+        ("https://api.sprecord.cloud", "https://api.sprecord.cloud"),
+        ("http://a:b@[::1", REDACTED_URL),
+        ("relative", REDACTED_URL),
+    ],
+)
+def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert without_userinfo(url) == shown
+
+
+# --- saved auto-dial addresses ---------------------------------------------
+
+
+@pytest.fixture
+async def dialer(socket_enabled: None) -> AsyncIterator[AutoDialEmulator]:
+    """Serve a PBX's local auto-dial API on 127.0.0.1."""
+    emulator = AutoDialEmulator(step=0.02)
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+
+
+def pbx_label(hass: HomeAssistant, entry: MockConfigEntry) -> str:
+    """Return the name the options form gives the entry's one PBX."""
+    registry = dr.async_get(hass)
+    [device] = [
+        device
+        for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
+        if device.via_device_id is None
+    ]
+    assert device.name is not None
+    return device.name
+
+
+async def save_options(
+    hass: HomeAssistant, entry: MockConfigEntry, user_input: dict[str, Any]
+) -> FlowResult:
+    """Open the options and submit `user_input`; return the flow's result."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    return await hass.config_entries.options.async_configure(
+        result["flow_id"], user_input
+    )
+
+
+async def test_a_saved_address_of_a_pbx_that_is_off_does_not_block_the_options(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+    dialer: AutoDialEmulator,
+) -> None:
+    label = pbx_label(hass, setup_entry)
+    address = f"127.0.0.1:{dialer.port}"
+    result = await save_options(
+        hass,
+        setup_entry,
+        {
+            CONF_TRANSPORT: TRANSPORT_SSE,
+            CONF_CALL_TIMEOUT: 180,
+            AUTODIAL_SECTION: {label: address},
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    prefix = setup_entry.runtime_data.coordinator.primary.unique_prefix
+    assert setup_entry.options[CONF_AUTODIAL] == {prefix: address}
+    checks = dialer.stats.requests
+    await dialer.stop()  # the PBX is switched off
+
+    # A changed address is checked: unreachable, it is refused.
+    result = await save_options(
+        hass,
+        setup_entry,
+        {
+            CONF_TRANSPORT: TRANSPORT_SSE,
+            CONF_CALL_TIMEOUT: 60,
+            # The cloud emulator answers HTTP, but not as the auto-dial API.
+            AUTODIAL_SECTION: {label: emulator.url.removeprefix("http://")},
+        },
+    )
+    assert result["errors"] == {"base": "autodial_unreachable"}
+    # The saved address, unchanged, is not checked: the other options save.
+    await hass.async_add_executor_job(
+        Path(hass.config.path("contacts.vcf")).write_text,
+        "BEGIN:VCARD\nVERSION:3.0\nFN:Mum\nTEL:+79161234567\nEND:VCARD\n",
+        "utf-8",
+    )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            CONF_TRANSPORT: TRANSPORT_SSE,
+            CONF_CALL_TIMEOUT: 60,
+            CONF_PHONEBOOK_FILE: "contacts.vcf",
+            AUTODIAL_SECTION: {label: f" {address} "},
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert setup_entry.options == {
+        CONF_TRANSPORT: TRANSPORT_SSE,
+        CONF_CALL_TIMEOUT: 60,
+        CONF_PHONEBOOK_FILE: "contacts.vcf",
+        CONF_AUTODIAL: {prefix: address},
+    }
+    assert dialer.stats.requests == checks
+    await unload(hass, setup_entry)
+
+
+# --- the webhook replaces the account's hook ----------------------------------
+
+
+@pytest.fixture
+async def ha_url(
+    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator
+) -> str:
+    """Serve Home Assistant's HTTP on 127.0.0.1 and make it the external URL."""
+    assert await async_setup_component(hass, "webhook", {})
+    client = await hass_client_no_auth()
+    url = str(client.make_url("/")).rstrip("/")
+    await hass.config.async_update(external_url=url)
+    return url
+
+
+@pytest.fixture
+async def sse_entry(
+    hass: HomeAssistant, ha_url: str, emulator: SpRecordEmulator, fast_link: None
+) -> AsyncIterator[MockConfigEntry]:
+    """Set up an entry that reads the stream and could take a webhook."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=TITLE,
+        data={CONF_URL: emulator.url, CONF_API_KEY: "demo", CONF_WEBHOOK_ID: "hook"},
+        options={CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 180},
+        unique_id=account_id("demo"),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(lambda: emulator.open_streams() == 1)
+    yield entry
+    await unload(hass, entry)
+
+
+@pytest.mark.parametrize("transport", [TRANSPORT_WEBHOOK, TRANSPORT_BOTH])
+async def test_turning_the_webhook_on_asks_first(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    sse_entry: MockConfigEntry,
+    transport: str,
+) -> None:
+    wanted = {CONF_TRANSPORT: transport, CONF_CALL_TIMEOUT: 30}
+    result = await save_options(hass, sse_entry, wanted)
+
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "webhook_confirm"
+    assert result["menu_options"] == ["webhook_replace", "webhook_back"]
+    texts = STRINGS["options"]["step"]["webhook_confirm"]
+    assert "one webhook per account" in texts["description"]
+    assert set(texts["menu_options"]) == {"webhook_replace", "webhook_back"}
+
+    # Going back saves nothing and shows the form as it was filled in.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "webhook_back"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "init"
+    assert result["errors"] == {}
+    assert suggested_values(result) == wanted
+    await hass.async_block_till_done()
+    assert sse_entry.options[CONF_TRANSPORT] == TRANSPORT_SSE
+    assert emulator.hooks.get("demo") is None
+
+    # Asked again; this time the user replaces the hook.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], wanted
+    )
+    assert result["type"] is FlowResultType.MENU
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "webhook_replace"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert sse_entry.options == wanted
+    await hass.async_block_till_done()
+    await wait_until(lambda: emulator.hooks.get("demo") is not None)
+
+    # The hook is ours already: another webhook mode saves without asking.
+    other = TRANSPORT_BOTH if transport == TRANSPORT_WEBHOOK else TRANSPORT_WEBHOOK
+    result = await save_options(
+        hass, sse_entry, {CONF_TRANSPORT: other, CONF_CALL_TIMEOUT: 30}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert sse_entry.options[CONF_TRANSPORT] == other
+    await hass.async_block_till_done()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 import hashlib
 import re
 from typing import Any
@@ -34,6 +35,7 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 import voluptuous as vol
+from yarl import URL
 
 from .api import (
     BEARER,
@@ -80,6 +82,8 @@ from .webhook import webhook_url_available
 TITLE = "SpRecord MiniPBX"
 VALIDATE_TIMEOUT = 10.0
 """Seconds the flow waits for the server when it checks the credentials."""
+REDACTED_URL = "**REDACTED**"
+"""Shown instead of a URL that cannot be read (it may hold a password)."""
 
 _URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 _KEY = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
@@ -136,6 +140,32 @@ CONTACT_SCHEMA = vol.Schema(
     }
 )
 _NUMBER_SEPARATORS = re.compile(r"[,;\n]+")
+
+
+def without_userinfo(url: str) -> str:
+    """Return `url` without its `user:password@`, to show it to people.
+
+    The flow refuses such a URL; an entry saved before may still hold one.
+    """
+    try:
+        return str(URL(url).with_user(None))
+    except ValueError:
+        return REDACTED_URL
+
+
+def url_errors(url: str) -> dict[str, str]:
+    """Return the form errors of a server URL the user typed, before any request.
+
+    A `user:password@` would be saved and shown in plain text, and the API
+    takes only the key: it is refused, saying what to remove.
+    """
+    try:
+        parsed = URL(url.strip())
+    except ValueError:
+        return {}  # `validate` says it is not an address
+    if parsed.raw_user is not None or parsed.raw_password is not None:
+        return {CONF_URL: "url_has_credentials"}
+    return {}
 
 
 def account_id(api_key: str) -> str:
@@ -221,7 +251,9 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
             url, key = user_input[CONF_URL], user_input[CONF_API_KEY].strip()
             self._async_abort_entries_match({CONF_API_KEY: key})
             await self.async_set_unique_id(self._free_unique_id(key))
-            errors, scheme = await validate(self.hass, url, key)
+            errors = url_errors(url)
+            if not errors:
+                errors, scheme = await validate(self.hass, url, key)
             if not errors:
                 return self.async_create_entry(
                     title=TITLE,
@@ -273,7 +305,7 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=REAUTH_SCHEMA,
-            description_placeholders={"url": entry.data[CONF_URL]},
+            description_placeholders={"url": without_userinfo(entry.data[CONF_URL])},
             errors=errors,
         )
 
@@ -287,11 +319,14 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
             url, key = user_input[CONF_URL], user_input[CONF_API_KEY].strip()
             advanced = user_input.get(ADVANCED) or {}
             chosen = str(advanced.get(CONF_AUTH_SCHEME, AUTH_AUTO)).strip()
-            try:
-                given = None if chosen == AUTH_AUTO else AuthScheme.parse(chosen)
-            except ValueError:
-                errors[CONF_AUTH_SCHEME] = "invalid_auth_scheme"
-            else:
+            errors = url_errors(url)
+            given: AuthScheme | None = None
+            if chosen != AUTH_AUTO:
+                try:
+                    given = AuthScheme.parse(chosen)
+                except ValueError:
+                    errors[CONF_AUTH_SCHEME] = "invalid_auth_scheme"
+            if not errors:
                 errors, scheme = await validate(self.hass, url, key, given)
                 if not errors:
                     return self._update(
@@ -304,6 +339,7 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
                     )
         suggested = user_input or {
             **entry.data,
+            CONF_URL: without_userinfo(entry.data[CONF_URL]),
             ADVANCED: {CONF_AUTH_SCHEME: AUTH_AUTO},
         }
         return self.async_show_form(
@@ -325,15 +361,29 @@ class SpRecordConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_update_reload_and_abort(entry, data_updates=changes)
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """Options checked and waiting for the user's word before they are saved."""
+
+    options: dict[str, Any]
+    file_name: str
+    loaded: LoadedPhonebook | None
+    user_input: dict[str, Any]
+
+
 class SpRecordOptionsFlow(OptionsFlowBase):
     """Tune how calls are followed; saving changed options reloads the entry."""
+
+    _pending: _Pending | None = None
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Ask how events arrive, how long a call may last, the phonebook file.
 
-        A collapsed section holds each PBX's local auto-dial address.
+        A collapsed section holds each PBX's local auto-dial address. Turning
+        the webhook on asks first (`webhook_confirm`): it replaces the hook
+        the account has on the SpRecord cloud.
         """
         errors: dict[str, str] = {}
         placeholders = {"phonebook_error": "", "pbx": "", "address": ""}
@@ -363,7 +413,6 @@ class SpRecordOptionsFlow(OptionsFlowBase):
                     pbxs, user_input.get(AUTODIAL_SECTION) or {}, errors, placeholders
                 )
             if not errors:
-                self._apply_phonebook(file_name, loaded)
                 options: dict[str, Any] = {
                     CONF_TRANSPORT: transport,
                     CONF_CALL_TIMEOUT: int(user_input[CONF_CALL_TIMEOUT]),
@@ -372,7 +421,64 @@ class SpRecordOptionsFlow(OptionsFlowBase):
                     options[CONF_PHONEBOOK_FILE] = file_name
                 if addresses:
                     options[CONF_AUTODIAL] = addresses
-                return self.async_create_entry(data=options)
+                self._pending = _Pending(options, file_name, loaded, user_input)
+                saved = self.config_entry.options.get(CONF_TRANSPORT, TRANSPORT_SSE)
+                if transport != TRANSPORT_SSE and saved == TRANSPORT_SSE:
+                    return await self.async_step_webhook_confirm()
+                return self._save(self._pending)
+        return self._show_form(
+            pbxs, user_input or self._suggested(pbxs), errors, placeholders
+        )
+
+    async def async_step_webhook_confirm(
+        self,
+        user_input: dict[str, Any] | None = None,
+    ) -> ConfigFlowResult:
+        """Say that the webhook replaces the account's hook; replace or go back.
+
+        The SpRecord cloud keeps one hook per account and cannot tell which
+        one it holds, so a CRM's hook, say, would stop getting events.
+        """
+        return self.async_show_menu(
+            step_id="webhook_confirm",
+            menu_options=["webhook_replace", "webhook_back"],
+        )
+
+    async def async_step_webhook_replace(
+        self,
+        user_input: dict[str, Any] | None = None,
+    ) -> ConfigFlowResult:
+        """Save the options: the user accepts that the hook is replaced."""
+        assert self._pending is not None  # noqa: S101 (reached from the menu only)
+        return self._save(self._pending)
+
+    async def async_step_webhook_back(
+        self,
+        user_input: dict[str, Any] | None = None,
+    ) -> ConfigFlowResult:
+        """Show the form again as the user filled it in; nothing is saved."""
+        assert self._pending is not None  # noqa: S101 (reached from the menu only)
+        pending, self._pending = self._pending, None
+        return self._show_form(
+            self._pbx_devices(),
+            pending.user_input,
+            {},
+            {"phonebook_error": "", "pbx": "", "address": ""},
+        )
+
+    def _save(self, pending: _Pending) -> ConfigFlowResult:
+        """Hand the phonebook read to the entry and save the options."""
+        self._apply_phonebook(pending.file_name, pending.loaded)
+        return self.async_create_entry(data=pending.options)
+
+    def _show_form(
+        self,
+        pbxs: dict[str, str],
+        suggested: dict[str, Any],
+        errors: dict[str, str],
+        placeholders: dict[str, str],
+    ) -> ConfigFlowResult:
+        """Show the options form (with a field per PBX for its auto-dial address)."""
         schema = OPTIONS_SCHEMA
         if pbxs:
             schema = schema.extend(
@@ -387,9 +493,7 @@ class SpRecordOptionsFlow(OptionsFlowBase):
             )
         return self.async_show_form(
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, user_input or self._suggested(pbxs)
-            ),
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
             description_placeholders=placeholders,
         )
@@ -424,15 +528,21 @@ class SpRecordOptionsFlow(OptionsFlowBase):
         errors: dict[str, str],
         placeholders: dict[str, str],
     ) -> dict[str, str]:
-        """Check that each address given answers as the auto-dial API.
+        """Check that each new or changed address answers as the auto-dial API.
 
+        An address saved before and given again is kept unchecked: a PBX that
+        is off now must not keep the user from changing other options.
         Return `unique_prefix` -> address; an error names the PBX at fault.
         """
+        saved: dict[str, str] = self.config_entry.options.get(CONF_AUTODIAL) or {}
         addresses: dict[str, str] = {}
         session = async_get_clientsession(self.hass)
         for label, prefix in pbxs.items():
             address = str(given.get(label) or "").strip()
             if not address:
+                continue
+            if address == saved.get(prefix):
+                addresses[prefix] = address
                 continue
             placeholders.update(pbx=label, address=address)
             try:

@@ -6,9 +6,10 @@ from collections import Counter
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
-from homeassistant.const import CONF_API_KEY, CONF_WEBHOOK_ID
+from homeassistant.const import CONF_API_KEY, CONF_URL, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
+from .config_flow import without_userinfo
 from .const import (
     CONF_AUTODIAL,
     CONF_CLOUDHOOK_URL,
@@ -60,6 +61,11 @@ async def async_get_config_entry_diagnostics(
         {
             "entry": {
                 **entry.as_dict(),
+                # An entry saved before the flow refused `user:password@`.
+                "data": {
+                    **entry.data,
+                    CONF_URL: without_userinfo(entry.data[CONF_URL]),
+                },
                 # Contacts: how many, never who.
                 "subentries": dict(
                     Counter(sub.subentry_type for sub in entry.subentries.values())
@@ -75,11 +81,12 @@ async def async_get_config_entry_diagnostics(
                 "webhook_url": hook.url,
                 "last_error": hook.last_error,
                 "bad_requests": hook.bad_requests,
+                "unknown_pbx_requests": hook.unknown_pbx_requests,
             },
             "link": {
                 "connected": coordinator.connected,
                 "available": coordinator.available,
-                "server": coordinator.client.base_url,
+                "server": without_userinfo(coordinator.client.base_url),
                 "auth_scheme": str(coordinator.client.auth),
                 "watchdog": coordinator.client.watch.as_dict(),
                 **coordinator.stats.as_dict(),
