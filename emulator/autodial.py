@@ -53,6 +53,9 @@ is answered 422 with `{"detail"}`):
 - `POST tasks`: `{"name", "numbers", "simultaneous"?, "attempts"?}` defines a
   task (or redefines one of that name, for its next run); answers the task
   with its id;
+- `DELETE tasks/{id}`: forgets a task, as a PBX that restarted (or whose
+  task was deleted in its web interface) does: its run stops, and every
+  request about its id is answered `not_found`; 404 when no task has the id;
 - `GET state`: the tasks (their definition, `state`, the vendor's `counts`
   and `results`), the outcomes set, and the counts of requests (`stats`).
 """
@@ -308,6 +311,9 @@ class AutoDialEmulator:
         app.router.add_get(f"{API_PREFIX}result", self._handle_result)
         app.router.add_post(f"{CONTROL_PREFIX}/numbers", self._control_numbers)
         app.router.add_post(f"{CONTROL_PREFIX}/tasks", self._control_tasks)
+        app.router.add_delete(
+            f"{CONTROL_PREFIX}/tasks/{{task_id:[0-9]+}}", self._control_forget
+        )
         app.router.add_get(f"{CONTROL_PREFIX}/state", self._control_state)
         return app
 
@@ -371,6 +377,15 @@ class AutoDialEmulator:
             self._tasks[task.id] = task
         task.numbers, task.simultaneous, task.attempts = numbers, simultaneous, attempts
         return task.id
+
+    def forget_task(self, task_id: int) -> None:
+        """Forget a task and stop its run; KeyError when no task has the id.
+
+        As a PBX that restarted: from now on its id is `not_found`.
+        """
+        task = self._tasks.pop(task_id)
+        if task.job is not None:
+            task.job.cancel()
 
     def task_id(self, name: str) -> int:
         """Return the id of the task named `name`; KeyError when none is."""
@@ -606,6 +621,15 @@ class AutoDialEmulator:
         except ValueError as err:
             return json_error(422, str(err))
         return web.json_response(self._task_state(self._tasks[task_id]))
+
+    async def _control_forget(self, request: web.Request) -> web.Response:
+        """Forget a task, as a PBX that restarted."""
+        task_id = int(request.match_info["task_id"])
+        try:
+            self.forget_task(task_id)
+        except KeyError:
+            return json_error(404, f"no task has the id {task_id}")
+        return web.json_response({"forgotten": task_id})
 
     async def _control_state(self, _request: web.Request) -> web.Response:
         """Report the tasks, the outcomes set and the counts."""

@@ -4,7 +4,11 @@ The auto-dial API is served by the PBX itself on the local network (not by
 the cloud), without authentication. A PBX whose local address is set in the
 options gets a `PbxAutoDial`: the actions go through it, and every task it
 starts is polled until it ends (or the entry unloads); then its event entity
-fires `finished` or `stopped` with the per-number results.
+fires `finished` or `stopped` with the per-number results. A task the PBX no
+longer knows (`not_found`: it restarted, or the task was deleted) is
+`stopped` with the reason `not_found`, once, instead of being polled on.
+A task whose start is answered after the entry began to unload is not
+followed: nothing is left running, and nothing is asked after the unload.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from yarl import URL
 
@@ -24,6 +29,7 @@ from .api.autodial import (
     AutoDialClient,
     AutoDialCommand,
     AutoDialError,
+    AutoDialNotFound,
     NumberResult,
     TaskState,
     TaskStatus,
@@ -44,6 +50,8 @@ FINISHED = "finished"
 STOPPED = "stopped"
 ANSWERED_CODES = frozenset({"talk", "talk_ok"})
 """Per-number result codes that mean someone answered."""
+REASON_NOT_FOUND = "not_found"
+"""Why a followed task was `stopped` by Home Assistant: the PBX forgot it."""
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -81,6 +89,8 @@ class FollowedTask:
     task: str
     status: TaskStatus | None = None
     results: list[NumberResult] = field(default_factory=list)
+    reason: str | None = None
+    """Why following ended other than by the task's own end (`not_found`)."""
 
     @property
     def progress(self) -> int | None:
@@ -93,7 +103,8 @@ class FollowedTask:
     def as_dict(self) -> dict[str, Any]:
         """Return the task as attributes."""
         status = self.status.as_dict() if self.status else {}
-        return {"task": self.task, "task_id": self.task_id, **status}
+        reason = {"reason": self.reason} if self.reason else {}
+        return {"task": self.task, "task_id": self.task_id, **status, **reason}
 
 
 def results_summary(results: list[NumberResult]) -> dict[str, Any]:
@@ -126,6 +137,13 @@ class PbxAutoDial:
         self._progress_listeners: list[CALLBACK_TYPE] = []
         self._end_listeners: list[Callable[[str, FollowedTask], None]] = []
         self._followed: dict[int, asyncio.Task[None]] = {}
+        self._closed = False
+        entry.async_on_unload(self._close)
+
+    @callback
+    def _close(self) -> None:
+        """Follow no task started from now on (the entry unloads)."""
+        self._closed = True
 
     @callback
     def async_add_progress_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
@@ -144,6 +162,16 @@ class PbxAutoDial:
     async def async_start(self, task: str, numbers: list[str] | None) -> int:
         """Start a task; follow it until it ends. Return its id."""
         task_id = await self.client.start(task, numbers)
+        if self._closed or self.entry.state is not ConfigEntryState.LOADED:
+            # Answered while the entry unloads: a task left following it would
+            # outlive the entry (or ask the PBX after the unload).
+            LOGGER.warning(
+                "Auto-dial task %s of %r started while the integration unloads; "
+                "it is not followed",
+                task_id,
+                self.pbx.name,
+            )
+            return task_id
         self.current = FollowedTask(task_id, task)
         self._notify_progress()
         if task_id not in self._followed:
@@ -179,6 +207,9 @@ class PbxAutoDial:
                     status = await self.client.status(followed.task_id)
                     if status.state in ENDED_STATES:
                         followed.results = await self.client.results(followed.task_id)
+                except AutoDialNotFound:
+                    self._forgotten(followed)
+                    return
                 except AutoDialError as err:
                     if not failing:
                         LOGGER.warning(
@@ -208,6 +239,20 @@ class PbxAutoDial:
                 await asyncio.sleep(POLL_INTERVAL)
         finally:
             self._followed.pop(followed.task_id, None)
+
+    @callback
+    def _forgotten(self, followed: FollowedTask) -> None:
+        """End following a task the PBX no longer knows (it restarted, say)."""
+        LOGGER.warning(
+            "Auto-dial task %s of %r is unknown to the PBX (restarted, or the "
+            "task deleted); no longer following it",
+            followed.task_id,
+            self.pbx.name,
+        )
+        followed.status = None
+        followed.reason = REASON_NOT_FOUND
+        self._notify_progress()
+        self._notify_end(STOPPED, followed)
 
     @callback
     def _notify_progress(self) -> None:

@@ -16,14 +16,32 @@ the integration uses what this module offers:
   `DeviceInfo(via_device_id=<device registry id>)` and report `via_device`
   (breaks in 2027.8); older ones only know `via_device=<identifier>`.
   `via_device_info()` returns exactly one of the two.
+- **Admin actions that answer.** Both ends offer
+  `async_register_admin_service`, which refuses a call by a user who is not
+  an administrator (automations and scripts, which run without a user, may
+  call). Newer releases pass `supports_response` on and return the action's
+  answer; 2025.4's takes no `supports_response` and drops the answer.
+  `async_register_admin_service()` here registers an answering admin action
+  at both ends, with the same check where Home Assistant cannot.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, cast
+from collections.abc import Awaitable, Callable
+import inspect
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from homeassistant import config_entries
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+)
+from homeassistant.exceptions import Unauthorized, UnknownUser
+from homeassistant.helpers import service as service_helper
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.typing import VolSchemaType
 
 NEEDS_OPTIONS_LISTENER: Final = not hasattr(config_entries, "OptionsFlowWithReload")
 """Whether an update listener must reload the entry when its options change."""
@@ -54,3 +72,41 @@ def via_device_info(
             return DeviceInfo()
         return cast("DeviceInfo", {"via_device_id": parent_device_id})
     return DeviceInfo(via_device=parent_identifier)
+
+
+ADMIN_SERVICE_ANSWERS: Final = (
+    "supports_response"
+    in inspect.signature(service_helper.async_register_admin_service).parameters
+)
+"""Whether Home Assistant's admin actions can answer (not in 2025.4)."""
+
+
+def async_register_admin_service(
+    hass: HomeAssistant,
+    domain: str,
+    service: str,
+    service_func: Callable[[ServiceCall], Awaitable[ServiceResponse]],
+    schema: VolSchemaType,
+    *,
+    supports_response: SupportsResponse = SupportsResponse.NONE,
+) -> None:
+    """Register an action only administrators (and automations) may call."""
+    register: Any = service_helper.async_register_admin_service
+    if ADMIN_SERVICE_ANSWERS:
+        register(hass, domain, service, service_func, schema, supports_response)
+        return
+    if supports_response is SupportsResponse.NONE:
+        register(hass, domain, service, service_func, schema)
+        return
+
+    async def admin_only(call: ServiceCall) -> ServiceResponse:
+        """Refuse a user who is not an administrator, as Home Assistant does."""
+        if call.context.user_id:
+            user = await hass.auth.async_get_user(call.context.user_id)
+            if user is None:
+                raise UnknownUser(context=call.context)
+            if not user.is_admin:
+                raise Unauthorized(context=call.context)
+        return await service_func(call)
+
+    hass.services.async_register(domain, service, admin_only, schema, supports_response)

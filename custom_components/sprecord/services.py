@@ -1,4 +1,10 @@
-"""Actions of the SpRecord MiniPBX integration."""
+"""Actions of the SpRecord MiniPBX integration.
+
+Every action is an administrator's: the auto-dial ones place calls (toll,
+nuisance, a running alarm stopped) and answer who was called; reloading the
+phonebook reads a file of the host and its errors quote the file's lines.
+Automations and scripts, which run without a user, may call them all.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from .api.autodial import (
     AutoDialWrongState,
 )
 from .autodial import PbxAutoDial
+from .compat import async_register_admin_service
 from .const import (
     DOMAIN,
     SERVICE_AUTO_DIAL_COMMAND,
@@ -47,6 +54,26 @@ COMMANDS = {
     "stop": AutoDialCommand.STOP,
 }
 WRONG_STATE_CODES = frozenset({"not_running", "not_suspended", "already_suspended"})
+MIN_TASK_ID = 1
+MAX_TASK_ID = 2**31 - 1
+"""The ids an action takes (the vendor's are small numbers such as 506; it
+documents no range, so: a positive 32-bit integer, as the form offers)."""
+
+
+def valid_task_id(value: Any) -> int:
+    """Read a task id; one out of range is a translated error, not a crash."""
+    number: int = vol.Coerce(int)(value)
+    if not MIN_TASK_ID <= number <= MAX_TASK_ID:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="task_id_out_of_range",
+            translation_placeholders={
+                "min": str(MIN_TASK_ID),
+                "max": str(MAX_TASK_ID),
+            },
+        )
+    return number
+
 
 RELOAD_PHONEBOOK_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): str})
 _TARGET: dict[vol.Marker, Any] = {
@@ -64,12 +91,12 @@ START_AUTO_DIAL_SCHEMA = vol.Schema(
 AUTO_DIAL_COMMAND_SCHEMA = vol.Schema(
     {
         **_TARGET,
-        vol.Required(ATTR_TASK_ID): vol.Coerce(int),
+        vol.Required(ATTR_TASK_ID): valid_task_id,
         vol.Required(ATTR_COMMAND): vol.In(list(COMMANDS)),
     }
 )
 GET_AUTO_DIAL_STATUS_SCHEMA = vol.Schema(
-    {**_TARGET, vol.Required(ATTR_TASK_ID): vol.Coerce(int)}
+    {**_TARGET, vol.Required(ATTR_TASK_ID): valid_task_id}
 )
 
 
@@ -184,7 +211,8 @@ def async_setup_services(hass: HomeAssistant) -> None:
         if failed is not None:
             raise failed
 
-    hass.services.async_register(
+    async_register_admin_service(
+        hass,
         DOMAIN,
         SERVICE_RELOAD_PHONEBOOK,
         reload_phonebook,
@@ -219,23 +247,26 @@ def async_setup_services(hass: HomeAssistant) -> None:
         )
         return status
 
-    hass.services.async_register(
+    async_register_admin_service(
+        hass,
         DOMAIN,
         SERVICE_START_AUTO_DIAL,
         start_auto_dial,
-        schema=START_AUTO_DIAL_SCHEMA,
+        START_AUTO_DIAL_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
-    hass.services.async_register(
+    async_register_admin_service(
+        hass,
         DOMAIN,
         SERVICE_AUTO_DIAL_COMMAND,
         auto_dial_command,
-        schema=AUTO_DIAL_COMMAND_SCHEMA,
+        AUTO_DIAL_COMMAND_SCHEMA,
     )
-    hass.services.async_register(
+    async_register_admin_service(
+        hass,
         DOMAIN,
         SERVICE_GET_AUTO_DIAL_STATUS,
         get_auto_dial_status,
-        schema=GET_AUTO_DIAL_STATUS_SCHEMA,
+        GET_AUTO_DIAL_STATUS_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
