@@ -647,7 +647,9 @@ def check(
             seen.setdefault("named listed call", describe_listed(named))
         sms = state_of(base, token, LAST_SMS)
         if sms and sms["state"] not in NOT_A_VALUE:
-            seen.setdefault("sms", sms["state"])
+            # The state is when it came; the text is an attribute, in memory only.
+            text = sms["attributes"].get("text") or ""
+            seen.setdefault("sms", f"at {sms['state']}: {text[:60]!r}")
             if sender_name := sms["attributes"].get("sender_name"):
                 seen.setdefault(
                     "named sender", f"{sender_name} ({sms['attributes']['sender']})"
@@ -664,7 +666,7 @@ def check(
         raise DemoError(f"{err}; never seen: {', '.join(missing)}") from err
     log(f"call state went to {seen['call']!r}")
     log(f"a call in the list: {seen['listed call']}")
-    log(f"SMS arrived: {seen['sms'][:60]!r}")
+    log(f"SMS arrived {seen['sms']}")
     if names:
         log(f"a caller by name: {seen['named caller']}")
         log(f"a call in the list by name: {seen['named listed call']}")

@@ -20,7 +20,8 @@ Started by `scripts/e2e` with `.venv-e2e` (selenium); it runs the demo of
 7. end the calls: the second one answered at extension 102 after 2:15 of
    talk, then a third from the first caller, missed; see both in the
    dashboard's call list by their names from the phonebook, with the talk
-   time and "→ 102", under the list's Russian heading.
+   time and "→ Бухгалтерия (102)" (the answering extension's name from the
+   phonebook, with its number), under the list's Russian heading.
 
 Screenshots go to `docs/screenshots/`. Exit 0 on success, 1 with the failed
 step otherwise (and a screenshot `.demo/e2e/failure.png`).
@@ -508,10 +509,18 @@ def journey(browser: Browser, demo: dict[str, str]) -> None:
     for event in [*SECOND_CALL_ENDS, *MISSED_CALL]:
         post_json(f"{emulator}/_emulator/events", event)
     # Newest first: the first caller's missed call, then the second caller's
-    # answered one (2:15 of talk, taken at 102). The names come from the
+    # answered one (2:15 of talk, taken at 102, whose phonebook name is shown
+    # with its number). The names come from the
     # phonebook; the heading is the list sensor's name, now in Russian.
     shown = browser.wait_card_texts(
-        CALL_LIST, (CALL_LIST_RU, CALLER_NAME, SECOND_CALLER_NAME, "2:15", "→ 102")
+        CALL_LIST,
+        (
+            CALL_LIST_RU,
+            CALLER_NAME,
+            SECOND_CALLER_NAME,
+            "2:15",
+            "→ Бухгалтерия (102)",
+        ),
     )
     if shown.index(CALLER_NAME) > shown.index(SECOND_CALLER_NAME):
         raise JourneyError(f"the call list is not newest first: {shown!r}")

@@ -340,7 +340,7 @@ async def test_sms_is_forwarded(hass: HomeAssistant, tmp_path: Path) -> None:
     _fire_call_event(hass, "2026-11-27T09:00:00.000+00:00", event_type="incoming_call")
     await hass.async_block_till_done()
     assert _messages(notify) == ["Ваш заказ доставлен (line GSM1)"] * 2
-    assert notify[0].data["title"] == "SMS from OZON"
+    assert notify[0].data["title"] == 'SMS from "OZON"'  # a sender id, quoted
     assert _messages(other) == ["OZON: Ваш заказ доставлен"]
 
     # A number stays text, quotes and new lines stay as they were; a second

@@ -109,7 +109,7 @@ INCOMING = {
         (
             "ru",
             {"kind": "sms", "number": "OZON", "name": None, "line": "GSM1"},
-            "SMS: OZON, линия GSM1",
+            'SMS: "OZON", линия GSM1',
         ),
     ],
 )

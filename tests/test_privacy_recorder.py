@@ -175,8 +175,12 @@ async def test_a_text_saved_by_an_older_version_is_dropped(
     assert "text" not in event.attributes
 
     await restore_state.async_get(hass).async_dump_states()
+    assert SECRET not in json.dumps(hass_storage["core.restore_state"])
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     await hass.async_block_till_done()
+    # With the entity gone, Home Assistant saves what it had restored for it
+    # again: the old text must not be among that.
+    await restore_state.async_get(hass).async_dump_states()
     stores = _storage_text(hass_storage)
     assert SENDER in stores
     assert SECRET not in stores

@@ -198,8 +198,15 @@ async def test_the_sms_card_names_a_contact_with_its_number(
     )
     sender_id = Template(sms_card, hass).async_render(parse_result=False)
     assert "**Mum (\\+79161234567)**" in contact
-    assert "**Mum**" in sender_id
-    assert "(" not in sender_id.split("**")[1]
+    assert '**"Mum"**' in sender_id
+    # A sender id made to look like a contact stays a quoted sender id.
+    hass.states.async_set(
+        "sensor.sprecord_minipbx_last_sms",
+        now,
+        {"text": "Hi", "sender": "Mum (+79161234567)", "sender_name": None},
+    )
+    forged = Template(sms_card, hass).async_render(parse_result=False)
+    assert '**"Mum \\(\\+79161234567\\)"**' in forged
     # After a restart the text is gone; who and when stay.
     hass.states.async_set(
         "sensor.sprecord_minipbx_last_sms",
@@ -207,13 +214,16 @@ async def test_the_sms_card_names_a_contact_with_its_number(
         {"text": None, "sender": "Mum", "sender_name": None, "line": "GSM1"},
     )
     restarted = Template(sms_card, hass).async_render(parse_result=False)
-    assert "**Mum**" in restarted
+    assert '**"Mum"**' in restarted
     assert "None" not in restarted
 
 
 def test_a_party_is_shown_by_name_with_its_number() -> None:
     assert shown_party("Mum", "+79161234567") == "Mum (+79161234567)"
-    assert shown_party(None, "Mum") == "Mum"
+    assert shown_party(None, "Mum") == '"Mum"'
+    assert shown_party(None, "Mum (+79161234567)") == '"Mum (+79161234567)"'
+    assert shown_party(None, "+7 (916) 123-45-67") == "+7 (916) 123-45-67"
+    assert shown_party(None, "900") == "900"
     assert shown_party(None, None) is None
     assert shown_party(f"Mu{RLO}m\n", f"+7916{RLO}1234567") == "Mum (+79161234567)"
     assert shown_party("x" * 500, "1" * 500) == f"{'x' * 99}… ({'1' * 63}…)"
@@ -227,7 +237,12 @@ async def test_logbook_tells_a_contact_from_a_sender_id(
     contact = describe(logged(setup_entry.entry_id, **sms, number="+7916", name="Mum"))
     sender_id = describe(logged(setup_entry.entry_id, **sms, number="Mum", name=None))
     assert contact["message"] == "SMS from Mum (+7916) on GSM1"
-    assert sender_id["message"] == "SMS from Mum on GSM1"
+    assert sender_id["message"] == 'SMS from "Mum" on GSM1'
+    forged = describe(
+        logged(setup_entry.entry_id, **sms, number="Mum (+7916)", name=None)
+    )
+    assert forged["message"] == 'SMS from "Mum (+7916)" on GSM1'
+
     # An entry written before names were cleaned is shown clean.
     forged = describe(
         logged(
@@ -244,7 +259,7 @@ async def test_logbook_tells_a_contact_from_a_sender_id(
         )
     )
     assert forged["message"] == (
-        "Incoming call from +79161234567Fake line on GSM1, "
+        'Incoming call from "+79161234567Fake line" on GSM1, '
         "answered by Reception (102), 5 s"
     )
 
@@ -306,6 +321,7 @@ async def test_blueprints_tell_a_contact_from_a_sender_id(
     for when, sender, name in (
         ("2026-11-27T09:00:00.000+00:00", "+79161234567", "Mum"),
         ("2026-11-27T09:01:00.000+00:00", "Mum", None),
+        ("2026-11-27T09:02:00.000+00:00", "Mum (+79161234567)", None),
     ):
         hass.states.async_set(
             SMS_EVENT,
@@ -327,14 +343,20 @@ async def test_blueprints_tell_a_contact_from_a_sender_id(
         )
     await hass.async_block_till_done()
     titles = sorted(c.data["title"] for c in notify if "SMS" in c.data["title"])
-    assert titles == ["SMS from Mum", "SMS from Mum (+79161234567)"]
+    assert titles == [
+        'SMS from "Mum (+79161234567)"',
+        'SMS from "Mum"',
+        "SMS from Mum (+79161234567)",
+    ]
     messages = sorted(c.data["message"] for c in notify)
     assert "Call from Mum (+79161234567) on line GSM1" in messages
-    assert "Call from Mum on line GSM1" in messages
+    assert 'Call from "Mum" on line GSM1' in messages
+    assert 'Call from "Mum (+79161234567)" on line GSM1' in messages
     missed = [m for m in messages if m.startswith("Missed call from ")]
     assert [m.split(" on line")[0] for m in missed] == [
+        'Missed call from "Mum (+79161234567)"',
+        'Missed call from "Mum"',
         "Missed call from Mum (+79161234567)",
-        "Missed call from Mum",
     ]
 
 

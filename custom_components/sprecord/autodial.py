@@ -34,6 +34,7 @@ from .api.autodial import (
     TaskState,
     TaskStatus,
 )
+from .api.clean import for_log
 from .const import LOGGER
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ class PbxAutoDial:
                             "Cannot follow auto-dial task %s of %s: %s",
                             followed.task_id,
                             self.pbx.name,
-                            err,
+                            for_log(err),
                         )
                     failing = True
                     await asyncio.sleep(POLL_INTERVAL)

@@ -27,7 +27,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.translation import async_get_translations
 
-from .api.clean import clean_field
+from .api.clean import clean_field, for_log
 from .const import (
     CONF_NUMBERS,
     CONF_PHONEBOOK_FILE,
@@ -141,7 +141,11 @@ class EntryPhonebook:
             if not self._current():
                 return
             self.file_error = await async_describe_error(self.hass, err)
-            LOGGER.warning("The phonebook %s cannot be read: %s", self.file_name, err)
+            LOGGER.warning(
+                "The phonebook %s cannot be read: %s",
+                for_log(self.file_name),
+                for_log(err),
+            )
             ir.async_create_issue(
                 self.hass,
                 DOMAIN,

@@ -232,9 +232,16 @@ class SpRecordSmsEvent(_SpRecordEventEntity):
     _unrecorded_attributes = frozenset({"text"})
 
     async def async_added_to_hass(self) -> None:
-        """Listen to events, and leave Home Assistant's restore state."""
+        """Listen to events, and leave Home Assistant's restore state.
+
+        Both of its tables: `entities` would save the state at each dump, and
+        `last_states` (what an older version saved, text and all) would be
+        saved again whenever the entity is gone, say while the entry unloads.
+        """
         await super().async_added_to_hass()
-        restore_state.async_get(self.hass).entities.pop(self.entity_id, None)
+        restored = restore_state.async_get(self.hass)
+        restored.entities.pop(self.entity_id, None)
+        restored.last_states.pop(self.entity_id, None)
 
     async def async_internal_will_remove_from_hass(self) -> None:
         """Go without saving the last SMS for a later restore."""

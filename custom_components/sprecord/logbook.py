@@ -8,6 +8,7 @@ logbook, so it reads like a phone's call list.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import re
 from typing import Any
 
 from homeassistant.components.logbook.const import (
@@ -103,18 +104,26 @@ def describe_entry(
     return ", ".join(parts)
 
 
+NUMBER_LIKE = re.compile(r"[-+0-9 ().#*]+")
+"""What a phone number may be written with; anything else is a sender id."""
+
+
 def shown_party(name: Any, number: Any) -> str | None:
     """Return how a caller, a called number or an SMS sender is shown.
 
     A name from the phonebook comes with its number, `Mum (+79161234567)`;
-    a number or sender id without a name is shown as it is, so an SMS
-    whose sender id is "Mum" cannot pass for the contact Mum. Both lose
+    a number without a name is shown as it is, and a sender id with letters
+    in quotes (`"Mum"`), so no sender id can pass for the contact Mum. Both lose
     control and bidi characters and are bounded. None when neither is known.
     """
     shown_number = _shown(number, MAX_NUMBER)
     if shown_name := _shown(name, MAX_NAME_LENGTH):
         return f"{shown_name} ({shown_number})" if shown_number else shown_name
-    return shown_number or None
+    if not shown_number or NUMBER_LIKE.fullmatch(shown_number):
+        return shown_number or None
+    # A sender id of letters is quoted: "Mum (+79161234567)" sent as a sender
+    # id must not look like the contact Mum shown with its number.
+    return f'"{shown_number}"'
 
 
 def _shown(value: Any, limit: int) -> str:

@@ -14,6 +14,7 @@ import aiohttp
 from yarl import URL
 
 from .auth import BEARER, CANDIDATES, AuthScheme, scheme_from_openapi
+from .clean import for_log
 from .exceptions import (
     AuthenticationError,
     ProtocolError,
@@ -67,7 +68,7 @@ def verification_response(payload: str) -> dict[str, str]:
 
 def _log_malformed(err: ProtocolError) -> None:
     """Log a skipped event in one line; the error names the field, not data."""
-    _LOGGER.warning("Skipped a malformed event: %s", err)
+    _LOGGER.warning("Skipped a malformed event: %s", for_log(err))
 
 
 class SpRecordClient:
