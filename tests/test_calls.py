@@ -25,12 +25,14 @@ from custom_components.sprecord.calls import (
     MAX_ACTIVE_CALLS,
     MAX_FINISHED_CALLS,
     MAX_LINES,
+    MAX_SAVED_EXPIRED,
     RING_TIMEOUT,
     Call,
     CallChange,
     CallState,
     CallTracker,
     Direction,
+    saved_expired_call,
 )
 
 DEVICE = "pbx-1"
@@ -1320,3 +1322,138 @@ def test_pbx_restart_lets_call_ids_start_over() -> None:
     change = applied(tracker, incoming("1"), at(4))  # a new call, same id
     assert change.call.state is CallState.RINGING
     assert tracker.restart(at(5)) == [change.call]
+
+
+# --- expired calls across a restart of Home Assistant -------------------------
+
+
+def restarted(tracker: CallTracker) -> CallTracker:
+    """Return a new tracker that took back the expired calls saved of `tracker`."""
+    saved = [call.as_dict() for call in tracker.expired_calls()]
+    again = CallTracker()
+    again.recall_expired(
+        call for data in saved if (call := saved_expired_call(data)) is not None
+    )
+    return again
+
+
+def test_an_expired_call_saved_and_taken_back_is_completed_by_its_late_end() -> None:
+    tracker = CallTracker()
+    tracker.apply(incoming("8"), at(0))
+    tracker.apply(talk("8"), at(5))
+    tracker.apply(end("1"), at(6))  # not expired: not saved
+    [expired] = tracker.expire(at(5) + DEFAULT_CALL_TIMEOUT)
+    again = restarted(tracker)
+    [recalled] = again.expired_calls()
+    assert recalled is not expired
+    assert (recalled.call_id, recalled.caller, recalled.trunk) == ("8", CALLER, "GSM1")
+    assert (recalled.ended, recalled.state) == (expired.ended, CallState.IDLE)
+    late = at(5) + DEFAULT_CALL_TIMEOUT + timedelta(minutes=40)
+    change = applied(again, end("8", duration=11_000), late)
+    assert change.call is recalled
+    assert change.completes_expired  # listed when it expired: not again
+    assert (change.call.direction, change.call.duration) == (Direction.INCOMING, 11_000)
+    assert again.expired_calls() == []  # completed: not saved as expired again
+    assert again.last_call is recalled
+
+
+def test_a_taken_back_expired_call_is_forgotten_after_the_memory() -> None:
+    tracker = CallTracker()
+    tracker.apply(incoming("8"), at(0))
+    tracker.expire(at(0) + RING_TIMEOUT)
+    again = restarted(tracker)
+    when = at(0) + RING_TIMEOUT + FINISHED_CALL_MEMORY + timedelta(seconds=1)
+    change = applied(again, end("8", "no_answer"), when)
+    assert not change.completes_expired  # a reused id: a call of its own
+    assert change.call.direction is Direction.UNKNOWN
+
+
+def test_a_reused_id_starting_a_call_after_a_restart_is_a_new_call() -> None:
+    tracker = CallTracker()
+    tracker.apply(incoming("8"), at(0))
+    tracker.expire(at(0) + RING_TIMEOUT)
+    again = restarted(tracker)
+    start = at(0) + RING_TIMEOUT + LATE_EVENT_WINDOW + timedelta(seconds=1)
+    new = applied(again, incoming("8", src="+79990000000"), start).call
+    change = applied(again, end("8"), start + timedelta(seconds=30))
+    assert change.call is new
+    assert not change.completes_expired
+
+
+def test_calls_over_because_the_pbx_restarted_are_not_saved() -> None:
+    tracker = CallTracker()
+    tracker.apply(incoming("1"), at(0))
+    tracker.expire(at(0) + RING_TIMEOUT)
+    tracker.apply(incoming("2"), at(700))
+    tracker.restart(at(701))  # its call ids start over
+    assert tracker.expired_calls() == []
+
+
+def test_saved_expired_calls_are_bounded_and_go_before_newer_finished_ones() -> None:
+    tracker = CallTracker()
+    for i in range(MAX_SAVED_EXPIRED + 3):
+        tracker.apply(incoming(str(i)), at(i))
+    tracker.expire(at(0) + RING_TIMEOUT * 2)
+    saved = tracker.expired_calls()
+    assert len(saved) == MAX_SAVED_EXPIRED
+    again = CallTracker()
+    applied(again, end("new"), at(0) + RING_TIMEOUT * 3)
+    applied(again, incoming("3"), at(0) + RING_TIMEOUT * 3)  # active: kept
+    again.recall_expired([*saved, replace(saved[0], call_id="x", ended=None)])
+    assert list(again.active) == ["3"]
+    assert list(again._finished)[-1] == "new"  # the oldest stay first
+    assert "3" not in again._finished
+    assert "x" not in again._finished  # no end, no expiry
+    assert len(again._finished) == MAX_SAVED_EXPIRED  # 4..34 and "new"
+
+
+def test_taking_back_expired_calls_keeps_the_finished_calls_bounded() -> None:
+    tracker = CallTracker()
+    for i in range(MAX_FINISHED_CALLS):
+        applied(tracker, end(f"f{i}"), at(i))
+    expired = [
+        replace(finished_call(), call_id=f"e{i}", ended=at(-1)) for i in range(3)
+    ]
+    tracker.recall_expired(expired)
+    assert len(tracker._finished) == MAX_FINISHED_CALLS
+    assert list(tracker._finished)[-1] == f"f{MAX_FINISHED_CALLS - 1}"
+
+
+def test_a_saved_expired_call_is_read_cleaned() -> None:
+    data = {
+        **finished_call().as_dict(),
+        "caller": "+7\u202e916",
+        "called": 101,
+        "line": "GSM1",
+        "caller_name": "Mum",
+        "status": "success",
+        "duration": 5,
+    }
+    call = saved_expired_call(data)
+    assert call is not None
+    assert (call.caller, call.called, call.trunk) == ("+7916", None, "GSM1")
+    assert call.caller_name is None  # named by the phonebook again
+    assert (call.status, call.duration, call.record_id) == (None, None, None)
+    assert call.expired
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"call_id": 8},
+        {"call_id": " "},
+        {"call_id": "a\nb"},
+        {"ended": None},
+        {"ended": "2025-01-01T12:00:00"},
+        {"started": "2025-01-01T11:00:00"},
+        {"started": "yesterday"},
+        {"direction": "sideways"},
+    ],
+)
+def test_an_unreadable_saved_expired_call_is_left_out(change: dict[str, Any]) -> None:
+    assert saved_expired_call({**finished_call().as_dict(), **change}) is None
+
+
+@pytest.mark.parametrize("data", [None, "call", ["call_id"], {"direction": "incoming"}])
+def test_a_saved_expired_call_that_is_no_call_is_left_out(data: Any) -> None:
+    assert saved_expired_call(data) is None

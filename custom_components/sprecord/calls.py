@@ -10,12 +10,18 @@ Call ids are not unique for ever: a PBX that restarted while we were not
 listening counts them from 1 again. An event for a call that ended less than
 `LATE_EVENT_WINDOW` ago is late, out of order or repeated; after that, a call
 with the same id is a new call.
+
+A call that expired is listed as over with an unknown result. Its real end
+may still come (the call outlived the longest-call option): within
+`FINISHED_CALL_MEMORY` of the expiry it completes that call instead of
+listing another one, also after Home Assistant restarted
+(`expired_calls()` is saved, `recall_expired()` takes it back).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,6 +37,7 @@ from .api import (
     SpRecordEvent,
     StartTalkEvent,
 )
+from .api.clean import MAX_LINE_NAME, MAX_NUMBER, clean_field
 
 DEFAULT_CALL_TIMEOUT = timedelta(hours=3)
 RING_TIMEOUT = timedelta(minutes=10)
@@ -40,9 +47,18 @@ LATE_EVENT_WINDOW = timedelta(minutes=1)
 (an end may come before its start). Later, the call's id is a new call's."""
 FINISHED_CALL_MEMORY = timedelta(hours=1)
 """Finished calls are remembered this long (and at most `MAX_FINISHED_CALLS`):
-the late end of a call that expired completes it within this time."""
+the late end of a call that expired completes it within this time.
+
+So an expired call is completed by an end that comes at most the longest-call
+option (or `RING_TIMEOUT` for a call that only rang) plus this margin after
+its last news, whether Home Assistant restarted in between or not. Later, an
+end with its id is taken for another call: a PBX that restarted unseen counts
+its call ids from 1 again, and a reused id must not complete an unrelated
+call. A `startup` of the PBX forgets every finished call at once."""
 MAX_ACTIVE_CALLS = 32
 MAX_FINISHED_CALLS = 256
+MAX_SAVED_EXPIRED = MAX_ACTIVE_CALLS
+"""Expired calls kept across a restart: as many as can be open at once."""
 MAX_LINES = 64
 
 MISSED_STATUSES = frozenset({RecordCallStatus.NO_ANSWER, RecordCallStatus.BUSY})
@@ -229,6 +245,43 @@ class CallTracker:
         self._finished.clear()
         return ended
 
+    def expired_calls(self) -> list[Call]:
+        """Return the expired calls a late end would still complete, oldest first.
+
+        At most `MAX_SAVED_EXPIRED`, the newest: what is saved across a
+        restart. Calls over because the PBX restarted are not among them
+        (its call ids start over).
+        """
+        expired = [call for call in self._finished.values() if call.expired]
+        return expired[-MAX_SAVED_EXPIRED:]
+
+    def recall_expired(self, calls: Iterable[Call]) -> None:
+        """Take back expired calls saved with `expired_calls()` (after a restart).
+
+        They are older than any call finished since, so they go first; the
+        usual memory forgets them `FINISHED_CALL_MEMORY` after their expiry.
+        A call id known already is left as it is.
+        """
+        recalled = sorted(
+            (
+                call
+                for call in calls
+                if call.ended is not None
+                and call.call_id not in self._finished
+                and call.call_id not in self.active
+            ),
+            key=lambda call: call.ended or call.started,
+        )[-MAX_SAVED_EXPIRED:]
+        finished: OrderedDict[str, Call] = OrderedDict()
+        for call in recalled:
+            call.state = CallState.IDLE
+            call.expired = True
+            finished[call.call_id] = call
+        finished.update(self._finished)
+        while len(finished) > MAX_FINISHED_CALLS:
+            finished.popitem(last=False)
+        self._finished = finished
+
     def _apply_call_event(self, event: CallEvent, now: datetime) -> CallChange | None:
         """Start a call, or move it to talking."""
         finished = self._finished.get(event.call_id)
@@ -332,6 +385,43 @@ class CallTracker:
         for call in expired:
             self._finish(call, expired=True, now=now)
         return expired
+
+
+def saved_expired_call(data: Any) -> Call | None:
+    """Rebuild an expired call saved with `Call.as_dict()`; None if unreadable.
+
+    The saved state is outside text too: its times must be aware (they are
+    compared with now), its id and numbers read as the stream's would.
+    """
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        call = Call.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        return None
+    call_id = data["call_id"]
+    if (
+        not isinstance(call_id, str)
+        or not call_id.strip()
+        or clean_field(call_id) != call_id
+        or call.ended is None
+        or call.ended.tzinfo is None
+        or call.started.tzinfo is None
+    ):
+        return None
+    call.caller = _saved_text(call.caller, MAX_NUMBER)
+    call.called = _saved_text(call.called, MAX_NUMBER)
+    call.answered_by = _saved_text(call.answered_by, MAX_NUMBER)
+    call.trunk = _saved_text(call.trunk, MAX_LINE_NAME)
+    call.caller_name = call.called_name = None  # the phonebook names them again
+    call.status = call.duration = call.record_id = None  # its end never came
+    call.expired = True
+    return call
+
+
+def _saved_text(value: object, limit: int) -> str | None:
+    """Return a saved text field cleaned as the stream's; None if it is none."""
+    return clean_field(value, limit) or None if isinstance(value, str) else None
 
 
 def _is_late(call: Call, now: datetime) -> bool:

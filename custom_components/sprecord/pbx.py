@@ -32,7 +32,7 @@ from .api import (
 )
 from .api.clean import MAX_LINE_NAME, is_name
 from .calllog import KIND_CALL, KIND_SMS, MAX_RECENT, call_entry, restore_entries
-from .calls import Call, CallChange, CallTracker
+from .calls import Call, CallChange, CallTracker, saved_expired_call
 from .compat import via_device_info
 from .const import (
     DOMAIN,
@@ -515,6 +515,7 @@ class Pbx:
             "lines": list(tracker.lines),
             "last_sms": None if sms is None else sms.saved(),
             "recent_calls": list(self.recent_calls),
+            "expired_calls": self._saved_expired_calls(),
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
@@ -532,6 +533,43 @@ class Pbx:
             self.last_sms = SmsMessage.from_dict(sms)
         self.recent_calls.clear()
         self.recent_calls.extend(restore_entries(data.get("recent_calls")))
+        self._recall_expired_calls(data.get("expired_calls"))
+
+    def _saved_expired_calls(self) -> list[dict[str, Any]]:
+        """Return the expired calls a late end may complete, for saving.
+
+        `listed` is the position of each one's entry in `recent_calls`
+        (None when it is out of the list): after a restart, a late end
+        completes that entry in place, as it does without a restart.
+        """
+        positions = {id(entry): n for n, entry in enumerate(self.recent_calls)}
+        saved = []
+        for call in self.tracker.expired_calls():
+            entry = self._expired_entries.get(call.call_id)
+            listed = None if entry is None else positions.get(id(entry))
+            saved.append({**call.as_dict(), "listed": listed})
+        return saved
+
+    def _recall_expired_calls(self, saved: Any) -> None:
+        """Take back the expired calls saved with `_saved_expired_calls()`.
+
+        An entry is linked to its call again only if it still reads as that
+        call's (same end time); an unreadable call is left out.
+        """
+        if not isinstance(saved, list):
+            return
+        calls = []
+        for item in saved:
+            call = saved_expired_call(item)
+            if call is None:
+                continue
+            calls.append(call)
+            listed = item.get("listed")
+            if type(listed) is int and 0 <= listed < len(self.recent_calls):
+                entry = self.recent_calls[listed]
+                if entry.get("time") == call_entry(call)["time"]:
+                    self._expired_entries[call.call_id] = entry
+        self.tracker.recall_expired(calls)
 
 
 def pbx_device_info(pbx: Pbx) -> DeviceInfo:

@@ -1,7 +1,9 @@
 """What survives a restart: each PBX's last call, missed calls, last SMS, lines.
 
 Calls in progress are not saved: after a restart their events may never come,
-and a call shown as ringing that no longer rings is worse than none.
+and a call shown as ringing that no longer rings is worse than none. Calls
+that expired recently are (`expired_calls`, with their place in the call
+list): a late end completes such a call's entry instead of listing it twice.
 
 Format: the entry's first PBX's state at the top level, as before an
 account could have several PBXs (minor version 1), and the other PBXs under
