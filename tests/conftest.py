@@ -12,20 +12,27 @@ from unittest.mock import PropertyMock, patch
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_API_KEY, CONF_URL, __version__ as HA_VERSION  # noqa: N812
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
 # Import the integration before the harness mounts its own test config, whose
 # `custom_components` package would otherwise hide ours.
 import custom_components.sprecord  # noqa: F401
-from custom_components.sprecord import coordinator as coordinator_module
+from custom_components.sprecord import (
+    autodial as autodial_module,
+    coordinator as coordinator_module,
+)
 from custom_components.sprecord.config_flow import account_id
 from custom_components.sprecord.const import DOMAIN
 from emulator import SpRecordEmulator
+from emulator.autodial import AutoDialEmulator
 
-from .helpers import wait_until
+from .helpers import PBX_NAME, set_options, wait_until
 
 OUR_CODE = re.compile(
     r"custom_components/sprecord\b|integration '?sprecord\b|\bsprecord'"
@@ -106,6 +113,18 @@ async def emulator(socket_enabled: None) -> AsyncIterator[SpRecordEmulator]:
 
 
 @pytest.fixture
+async def ha_url(
+    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator
+) -> str:
+    """Serve Home Assistant's HTTP on 127.0.0.1 and make it the external URL."""
+    assert await async_setup_component(hass, "webhook", {})
+    client = await hass_client_no_auth()
+    url = str(client.make_url("/")).rstrip("/")
+    await hass.config.async_update(external_url=url)
+    return url
+
+
+@pytest.fixture
 def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     """Snapshot with Home Assistant's extension (registry ids are ignored)."""
     return snapshot.use_extension(HomeAssistantSnapshotExtension)
@@ -165,6 +184,36 @@ async def setup_entry(
     if config_entry.state is ConfigEntryState.LOADED:
         assert await hass.config_entries.async_unload(config_entry.entry_id)
         await hass.async_block_till_done()
+
+
+@pytest.fixture
+async def dialer(socket_enabled: None) -> AsyncIterator[AutoDialEmulator]:
+    """Serve a PBX's local auto-dial API on 127.0.0.1."""
+    emulator = AutoDialEmulator(step=0.02)
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+
+
+@pytest.fixture
+def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Poll a running auto-dial task every 20 ms instead of every 5 s."""
+    monkeypatch.setattr(autodial_module, "POLL_INTERVAL", 0.02)
+
+
+@pytest.fixture
+async def autodial_entry(
+    hass: HomeAssistant,
+    setup_entry: MockConfigEntry,
+    dialer: AutoDialEmulator,
+) -> MockConfigEntry:
+    """Return a loaded entry whose PBX's local address is the emulator's."""
+    result = await set_options(
+        hass, setup_entry, {PBX_NAME: f"127.0.0.1:{dialer.port}"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert setup_entry.state is ConfigEntryState.LOADED
+    return setup_entry
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -8,8 +8,20 @@ import os
 from typing import Any
 
 from homeassistant.core import HomeAssistant, State
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.sprecord.config_flow import AUTODIAL_SECTION
+from custom_components.sprecord.const import (
+    CONF_CALL_TIMEOUT,
+    CONF_TRANSPORT,
+    TRANSPORT_SSE,
+)
+
+PBX_NAME = "SpRecord MiniPBX"
+"""The name of the emulator's first PBX, as the options form shows it."""
 
 
 async def wait_until(condition: Callable[[], object], timeout: float = 3.0) -> None:
@@ -91,4 +103,22 @@ async def wait_for_sms(
     )
     result = hass.states.get(entity_id)
     assert result is not None
+    return result
+
+
+async def set_options(
+    hass: HomeAssistant, entry: MockConfigEntry, addresses: dict[str, str]
+) -> dict[str, Any]:
+    """Save the options with these local addresses (PBX name -> address)."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            CONF_TRANSPORT: TRANSPORT_SSE,
+            CONF_CALL_TIMEOUT: 180,
+            AUTODIAL_SECTION: addresses,
+        },
+    )
+    await hass.async_block_till_done()
     return result

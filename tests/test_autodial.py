@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 import logging
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -30,59 +28,18 @@ from custom_components.sprecord.diagnostics import async_get_config_entry_diagno
 from emulator import SpRecordEmulator
 from emulator.autodial import RINGING, AutoDialEmulator
 
-from .helpers import wait_until
+from .helpers import PBX_NAME, set_options, wait_until
 
-PBX_NAME = "SpRecord MiniPBX"
 PROGRESS = "sensor.sprecord_minipbx_auto_dial_progress"
 ENDED = "event.sprecord_minipbx_auto_dial"
 
-
-@pytest.fixture
-async def dialer(socket_enabled: None) -> AsyncIterator[AutoDialEmulator]:
-    """Serve a PBX's local auto-dial API on 127.0.0.1."""
-    emulator = AutoDialEmulator(step=0.02)
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture(autouse=True)
-def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Poll a running task every 20 ms instead of every 5 s."""
-    monkeypatch.setattr(autodial_module, "POLL_INTERVAL", 0.02)
-
-
-async def set_options(
-    hass: HomeAssistant, entry: MockConfigEntry, addresses: dict[str, str]
-) -> dict[str, Any]:
-    """Save the options with these local addresses (PBX name -> address)."""
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert result["type"] is FlowResultType.FORM
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {
-            CONF_TRANSPORT: TRANSPORT_SSE,
-            CONF_CALL_TIMEOUT: 180,
-            AUTODIAL_SECTION: addresses,
-        },
-    )
-    await hass.async_block_till_done()
-    return result
+pytestmark = pytest.mark.usefixtures("fast_polling")
 
 
 @pytest.fixture
-async def entry(
-    hass: HomeAssistant,
-    setup_entry: MockConfigEntry,
-    dialer: AutoDialEmulator,
-) -> MockConfigEntry:
+def entry(autodial_entry: MockConfigEntry) -> MockConfigEntry:
     """Return a loaded entry whose PBX's local address is the emulator's."""
-    result = await set_options(
-        hass, setup_entry, {PBX_NAME: f"127.0.0.1:{dialer.port}"}
-    )
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert setup_entry.state is ConfigEntryState.LOADED
-    return setup_entry
+    return autodial_entry
 
 
 def pbx_device(hass: HomeAssistant, entry: MockConfigEntry) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,39 +16,22 @@ from pytest_homeassistant_custom_component.common import (
     async_mock_service,
 )
 
-from custom_components.sprecord import autodial as autodial_module
 from custom_components.sprecord.services import async_setup_services
 from emulator.autodial import RINGING, AutoDialEmulator
 
 from .helpers import wait_until
-from .test_autodial import ENDED, PBX_NAME, pbx_device, set_options
+from .test_autodial import ENDED, pbx_device
 from .test_blueprints import _alarm_with_auto_dial, _set_up_automations, _use
 
 NUMBERS = ["+79161234567", "+79031234567"]
 
-
-@pytest.fixture
-async def dialer(socket_enabled: None) -> AsyncIterator[AutoDialEmulator]:
-    """Serve a PBX's local auto-dial API on 127.0.0.1."""
-    emulator = AutoDialEmulator(step=0.02)
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture(autouse=True)
-def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Poll a running task every 20 ms instead of every 5 s."""
-    monkeypatch.setattr(autodial_module, "POLL_INTERVAL", 0.02)
+pytestmark = pytest.mark.usefixtures("fast_polling")
 
 
 @pytest.fixture
-async def entry(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, dialer: AutoDialEmulator
-) -> MockConfigEntry:
+def entry(autodial_entry: MockConfigEntry) -> MockConfigEntry:
     """Return a loaded entry whose PBX's local address is the emulator's."""
-    await set_options(hass, setup_entry, {PBX_NAME: f"127.0.0.1:{dialer.port}"})
-    return setup_entry
+    return autodial_entry
 
 
 async def alarm(

@@ -24,11 +24,9 @@ from homeassistant.data_entry_flow import (
 )
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.setup import async_setup_component
 import pytest
 from pytest_aiohttp import AiohttpServer
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 import voluptuous as vol
 
 import custom_components.sprecord
@@ -141,6 +139,23 @@ async def finish_user_flow(
     }
     assert result["result"].unique_id == account_id("demo")
     await unload(hass, result["result"])
+
+
+async def finish_reconfigure(
+    hass: HomeAssistant,
+    flow_id: str,
+    entry: ConfigEntry,
+    emulator: SpRecordEmulator,
+) -> None:
+    """Reconfigure to the bare URL: it is saved, and the stream opens again."""
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_URL] == emulator.url
+    await hass.async_block_till_done()
+    await wait_until(lambda: emulator.open_streams() == 1)
 
 
 # --- user step ------------------------------------------------------------
@@ -894,14 +909,7 @@ async def test_reconfigure_refuses_a_password_in_the_url(
     }
     assert setup_entry.data[CONF_URL] == emulator.url
 
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
-    )
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "reconfigure_successful"
-    assert setup_entry.data[CONF_URL] == emulator.url
-    await hass.async_block_till_done()
-    await wait_until(lambda: emulator.open_streams() == 1)
+    await finish_reconfigure(hass, result["flow_id"], setup_entry, emulator)
     await unload(hass, setup_entry)
 
 
@@ -952,14 +960,7 @@ async def test_a_saved_password_in_the_url_is_never_shown(
     # Reconfigure offers the URL without the password, which then works.
     result = await entry.start_reconfigure_flow(hass)
     assert suggested_values(result)[CONF_URL] == emulator.url
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_URL: emulator.url, CONF_API_KEY: "demo"}
-    )
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "reconfigure_successful"
-    assert entry.data[CONF_URL] == emulator.url
-    await hass.async_block_till_done()
-    await wait_until(lambda: emulator.open_streams() == 1)
+    await finish_reconfigure(hass, result["flow_id"], entry, emulator)
 
 
 @pytest.mark.parametrize(
@@ -976,15 +977,6 @@ def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
 
 
 # --- saved auto-dial addresses ---------------------------------------------
-
-
-@pytest.fixture
-async def dialer(socket_enabled: None) -> AsyncIterator[AutoDialEmulator]:
-    """Serve a PBX's local auto-dial API on 127.0.0.1."""
-    emulator = AutoDialEmulator(step=0.02)
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
 
 
 def pbx_label(hass: HomeAssistant, entry: MockConfigEntry) -> str:
@@ -1074,18 +1066,6 @@ async def test_a_saved_address_of_a_pbx_that_is_off_does_not_block_the_options(
 
 
 # --- the webhook replaces the account's hook ----------------------------------
-
-
-@pytest.fixture
-async def ha_url(
-    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator
-) -> str:
-    """Serve Home Assistant's HTTP on 127.0.0.1 and make it the external URL."""
-    assert await async_setup_component(hass, "webhook", {})
-    client = await hass_client_no_auth()
-    url = str(client.make_url("/")).rstrip("/")
-    await hass.config.async_update(external_url=url)
-    return url
 
 
 @pytest.fixture

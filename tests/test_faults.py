@@ -36,7 +36,7 @@ from emulator import SpRecordEmulator
 
 from .helpers import wait_until
 from .test_states import CALL_STATE, call, end
-from .test_webhook import WEBHOOK_ID, ha_url, make_entry, post  # noqa: F401
+from .test_webhook import make_entry, post
 
 REPETITIONS = int(os.environ.get("SPRECORD_FAULT_REPETITIONS", "2"))
 SERVERS = ("resuming", "not_resuming")
@@ -483,7 +483,7 @@ async def test_fault(
 
 async def test_fault_webhook_bodies(
     hass: HomeAssistant,
-    ha_url: str,  # noqa: F811
+    ha_url: str,
     socket_enabled: None,
     fast_link: None,
 ) -> None:

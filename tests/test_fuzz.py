@@ -40,9 +40,9 @@ from custom_components.sprecord.const import CONF_DEVICE_ID
 from custom_components.sprecord.webhook import MAX_BODY
 from emulator import DEFAULT_DEVICE_ID
 
-from .test_webhook import WEBHOOK_ID, ha_url, hook_entry, post
+from .test_webhook import WEBHOOK_ID, hook_entry, post
 
-__all__ = ["WEBHOOK_ID", "ha_url", "hook_entry"]  # fixtures, used by name
+__all__ = ["WEBHOOK_ID", "hook_entry"]  # a fixture, used by name
 
 
 # database=None (below) keeps the example database out of the repository.

@@ -41,7 +41,7 @@ from .helpers import (
     wait_until,
 )
 from .test_states import CALL_STATE, GSM1, LAST_SMS, call, end
-from .test_webhook import ha_url, make_entry  # noqa: F401
+from .test_webhook import make_entry
 
 CONNECTED = "binary_sensor.sprecord_minipbx_cloud_connection"
 CALL_EVENT = "event.sprecord_minipbx_call"
@@ -49,7 +49,7 @@ CALL_EVENT = "event.sprecord_minipbx_call"
 
 async def test_both_transports_load_while_other_clients_hold_every_stream(
     hass: HomeAssistant,
-    ha_url: str,  # noqa: F811
+    ha_url: str,
     emulator: SpRecordEmulator,
     fast_link: None,
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 import logging
 from typing import Any
 
@@ -19,39 +18,22 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUs
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 import voluptuous as vol
 
-from custom_components.sprecord import autodial as autodial_module
 from custom_components.sprecord.autodial import PbxAutoDial
 from custom_components.sprecord.const import DOMAIN
 from emulator.autodial import RINGING, AutoDialEmulator
 
-from .helpers import wait_until
-from .test_autodial import ENDED, PBX_NAME, PROGRESS, pbx_device, set_options
+from .helpers import PBX_NAME, wait_until
+from .test_autodial import ENDED, PROGRESS, pbx_device
 
 ACTIONS = ("start_auto_dial", "auto_dial_command", "get_auto_dial_status")
 
-
-@pytest.fixture
-async def dialer(socket_enabled: None) -> AsyncIterator[AutoDialEmulator]:
-    """Serve a PBX's local auto-dial API on 127.0.0.1."""
-    emulator = AutoDialEmulator(step=0.02)
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
-
-
-@pytest.fixture(autouse=True)
-def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Poll a running task every 20 ms instead of every 5 s."""
-    monkeypatch.setattr(autodial_module, "POLL_INTERVAL", 0.02)
+pytestmark = pytest.mark.usefixtures("fast_polling")
 
 
 @pytest.fixture
-async def entry(
-    hass: HomeAssistant, setup_entry: MockConfigEntry, dialer: AutoDialEmulator
-) -> MockConfigEntry:
+def entry(autodial_entry: MockConfigEntry) -> MockConfigEntry:
     """Return a loaded entry whose PBX's local address is the emulator's."""
-    await set_options(hass, setup_entry, {PBX_NAME: f"127.0.0.1:{dialer.port}"})
-    return setup_entry
+    return autodial_entry
 
 
 def autodialer(entry: MockConfigEntry) -> PbxAutoDial:

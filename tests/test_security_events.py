@@ -8,7 +8,7 @@ lines; and the races and leftovers of an entry that unloads.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 from datetime import timedelta
 import json
@@ -69,7 +69,7 @@ from emulator.server import make_device_id
 
 from .helpers import wait_for_state, wait_until
 from .test_states import CALL_STATE, call, end
-from .test_webhook import ha_url, hook_entry, make_entry, post  # noqa: F401
+from .test_webhook import hook_entry, make_entry, post  # noqa: F401
 
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
 """Every bidi control character: none may survive the parse."""
@@ -219,7 +219,7 @@ def our_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 async def test_a_refused_body_cannot_forge_a_log_line(
     hass: HomeAssistant,
-    ha_url: str,  # noqa: F811
+    ha_url: str,
     hook_entry: MockConfigEntry,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -242,7 +242,7 @@ async def test_a_refused_body_cannot_forge_a_log_line(
 
 async def test_outside_error_texts_are_logged_escaped(
     hass: HomeAssistant,
-    ha_url: str,  # noqa: F811
+    ha_url: str,
     emulator: SpRecordEmulator,
     fast_link: None,
     caplog: pytest.LogCaptureFixture,
@@ -270,7 +270,7 @@ async def test_outside_error_texts_are_logged_escaped(
 
 async def test_twenty_forged_posts_make_no_device_and_no_entity(
     hass: HomeAssistant,
-    ha_url: str,  # noqa: F811
+    ha_url: str,
     emulator: SpRecordEmulator,
     hook_entry: MockConfigEntry,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
@@ -320,7 +320,7 @@ async def test_the_first_pbx_comes_from_the_verification_of_our_subscription(
 
 async def test_an_entry_that_has_not_learnt_its_pbx_takes_none_from_a_post(
     hass: HomeAssistant,
-    ha_url: str,  # noqa: F811
+    ha_url: str,
     emulator: SpRecordEmulator,
     fast_link: None,
 ) -> None:
@@ -346,21 +346,19 @@ async def test_an_entry_that_has_not_learnt_its_pbx_takes_none_from_a_post(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_two_verifications_during_our_subscription_name_no_pbx(
+async def set_up_verified_by(
     hass: HomeAssistant,
-    ha_url: str,  # noqa: F811
     emulator: SpRecordEmulator,
-    fast_link: None,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Someone POSTed a verification of their own meanwhile: take neither."""
+    verify: Callable[[str], Awaitable[None]],
+) -> MockConfigEntry:
+    """Set a webhook entry up whose subscription first runs `verify(hook)`.
+
+    `verify` POSTs what a PBX (or someone else) sends the hook while the
+    integration subscribes; returns once the webhook is registered.
+    """
 
     async def subscribe(url: str, events: list[str]) -> SubscriptionSettings:
-        async with aiohttp.ClientSession() as session:
-            for device in ("pbx-one", "pbx-two", "pbx-two"):
-                body = envelope("verification", "challenge", device)
-                async with session.post(url, json=body) as response:
-                    assert response.status == 200
+        await verify(url)
         return SubscriptionSettings(hook=url, subscribe=tuple(events))
 
     entry = make_entry(emulator, TRANSPORT_WEBHOOK)
@@ -369,6 +367,27 @@ async def test_two_verifications_during_our_subscription_name_no_pbx(
         assert await hass.config_entries.async_setup(entry.entry_id)
         coordinator = entry.runtime_data.coordinator
         await wait_until(lambda: coordinator.webhook.registered)
+    return entry
+
+
+async def test_two_verifications_during_our_subscription_name_no_pbx(
+    hass: HomeAssistant,
+    ha_url: str,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Someone POSTed a verification of their own meanwhile: take neither."""
+
+    async def verify(url: str) -> None:
+        async with aiohttp.ClientSession() as session:
+            for device in ("pbx-one", "pbx-two", "pbx-two"):
+                body = envelope("verification", "challenge", device)
+                async with session.post(url, json=body) as response:
+                    assert response.status == 200
+
+    entry = await set_up_verified_by(hass, emulator, verify)
+    coordinator = entry.runtime_data.coordinator
     assert "naming 2 different PBXs" in caplog.text
     assert CONF_DEVICE_ID not in entry.data
     assert coordinator.pbxs == {}
@@ -389,26 +408,21 @@ async def test_two_verifications_during_our_subscription_name_no_pbx(
 )
 async def test_a_form_encoded_verification_names_its_pbx_if_it_is_one(
     hass: HomeAssistant,
-    ha_url: str,  # noqa: F811
+    ha_url: str,
     emulator: SpRecordEmulator,
     fast_link: None,
     form: str,
     learnt: str | None,
 ) -> None:
-    async def subscribe(url: str, events: list[str]) -> SubscriptionSettings:
+    async def verify(url: str) -> None:
         async with (
             aiohttp.ClientSession() as session,
             session.post(url, data=form) as response,
         ):
             assert response.status == 200
-        return SubscriptionSettings(hook=url, subscribe=tuple(events))
 
-    entry = make_entry(emulator, TRANSPORT_WEBHOOK)
-    entry.add_to_hass(hass)
-    with patch.object(SpRecordClient, "subscribe_events", side_effect=subscribe):
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        coordinator = entry.runtime_data.coordinator
-        await wait_until(lambda: coordinator.webhook.registered)
+    entry = await set_up_verified_by(hass, emulator, verify)
+    coordinator = entry.runtime_data.coordinator
     assert entry.data.get(CONF_DEVICE_ID) == learnt
     assert list(coordinator.pbxs) == ([learnt] if learnt else [])
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -631,7 +645,7 @@ async def test_the_busy_issue_of_a_retrying_entry_goes_with_it(
 @pytest.mark.parametrize("how", ["unload", "disable", "remove"])
 async def test_the_busy_issue_of_a_loaded_entry_goes_with_it(
     hass: HomeAssistant,
-    ha_url: str,  # noqa: F811
+    ha_url: str,
     emulator: SpRecordEmulator,
     fast_link: None,
     how: str,

@@ -18,7 +18,6 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import CONF_API_KEY, CONF_URL, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.setup import async_setup_component
 from homeassistant.util.aiohttp import MockRequest
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -52,18 +51,6 @@ from .helpers import wait_for_sms, wait_for_state, wait_until
 from .test_states import CALL_STATE, LAST_SMS, call, end
 
 WEBHOOK_ID = "a1" * 32
-
-
-@pytest.fixture
-async def ha_url(
-    hass: HomeAssistant, hass_client_no_auth: ClientSessionGenerator
-) -> str:
-    """Serve Home Assistant's HTTP on 127.0.0.1 and make it the external URL."""
-    assert await async_setup_component(hass, "webhook", {})
-    client = await hass_client_no_auth()
-    url = str(client.make_url("/")).rstrip("/")
-    await hass.config.async_update(external_url=url)
-    return url
 
 
 def make_entry(emulator: SpRecordEmulator, transport: str) -> MockConfigEntry:
