@@ -17,6 +17,7 @@ server).
 
 from __future__ import annotations
 
+from functools import lru_cache
 import re
 import unicodedata
 
@@ -98,6 +99,7 @@ def clean_message(text: str, limit: int = MAX_SMS_TEXT) -> str:
     return _cut(text, limit)
 
 
+@lru_cache(maxsize=256)
 def is_name(text: str, limit: int) -> bool:
     """Tell whether `text` can name a line or an event type as it is.
 
@@ -107,6 +109,7 @@ def is_name(text: str, limit: int) -> bool:
     return 0 < len(text) <= limit and text.isprintable() and not text.isspace()
 
 
+@lru_cache(maxsize=64)
 def is_pbx_id(text: str) -> bool:
     """Tell whether `text` can be a PBX id: base64 characters, bounded."""
     return len(text) <= MAX_PBX_ID and _PBX_ID.fullmatch(text) is not None

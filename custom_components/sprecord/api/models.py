@@ -45,6 +45,7 @@ from .clean import (
     MAX_DATE_TEXT,
     MAX_EVENT_TYPE,
     MAX_LINE_NAME,
+    MAX_NUMBER,
     MAX_STATUS,
     clean_field,
     clean_message,
@@ -494,7 +495,9 @@ def _extra(raw: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
 
 def _identifier(event_type: str, raw: Mapping[str, Any], key: str) -> str:
     """Read the id of an event: required, text or an integer, not blank."""
-    text = clean_field(_required_text(event_type, raw, key))
+    text = _required_text(event_type, raw, key)
+    if not (len(text) <= MAX_NUMBER and text.isprintable()):
+        text = clean_field(text)
     if not text or text.isspace():
         raise ProtocolError(f"{event_type}: payload.{key} is empty")
     return text
@@ -522,7 +525,9 @@ def _text(raw: Mapping[str, Any], key: str) -> str | None:
 def _number(raw: Mapping[str, Any], key: str) -> str | None:
     """Read a number, sender id or extension: one clean, bounded line."""
     text = _text(raw, key)
-    return None if text is None else clean_field(text)
+    if text is None or (len(text) <= MAX_NUMBER and text.isprintable()):
+        return text  # the common case, clean already: no call
+    return clean_field(text)
 
 
 def _line(event_type: str, raw: Mapping[str, Any], key: str) -> str | None:
