@@ -17,7 +17,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.sprecord.calllog import MAX_RECENT, restore_entries
-from custom_components.sprecord.calls import FINISHED_CALL_MEMORY
+from custom_components.sprecord.calls import FINISHED_CALL_MEMORY, MAX_ACTIVE_CALLS
 from custom_components.sprecord.config_flow import account_id
 from custom_components.sprecord.const import (
     CONF_CALL_TIMEOUT,
@@ -197,6 +197,67 @@ async def test_a_call_that_expired_before_a_restart_is_completed_in_place(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_a_completed_expired_call_keeps_its_place_and_time(
+    freezer: FrozenDateTimeFactory,
+    patient_stream: None,
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    fast_link: None,
+) -> None:
+    entry, _, expired = await expired_then_restarted(hass, emulator, freezer)
+    freezer.tick(timedelta(minutes=20))
+    await answered(hass, emulator, 2)  # a newer call, listed above it
+    freezer.tick(timedelta(minutes=20))
+    emulator.emit("call_end", end(7, duration=2400))
+    await wait_until(lambda: calls(hass)[1]["duration"] == 2400)
+    listed = calls(hass)
+    # Still newest first: the completed entry keeps the time it expired at.
+    assert listed[1]["time"] == expired["time"]
+    assert [c["time"] for c in listed] == sorted(
+        (c["time"] for c in listed), reverse=True
+    )
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_late_end_of_a_call_dropped_for_too_many_open_is_listed(
+    hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
+) -> None:
+    """The oldest open call gives way quietly; its end lists it, once."""
+    logged = async_capture_events(hass, EVENT_SPRECORD_LOG)
+    tracker = setup_entry.runtime_data.coordinator.primary.tracker
+    for call_id in range(1, MAX_ACTIVE_CALLS + 2):
+        emulator.emit("incoming_call", call(call_id))
+    await wait_until(lambda: str(MAX_ACTIVE_CALLS + 1) in tracker.active)
+    assert "1" not in tracker.active
+    emulator.emit("call_end", end(1, "busy"))
+    await wait_until(lambda: len(logged) == 1)
+    await hass.async_block_till_done()
+    [listed] = calls(hass)
+    assert (listed["number"], listed["result"]) == ("+79161234567", "missed")
+
+
+async def test_after_a_pbx_restart_an_old_id_cannot_complete_an_old_entry(
+    hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
+) -> None:
+    """A call ended by the PBX's restart is not completed by a new call 1."""
+    tracker = setup_entry.runtime_data.coordinator.primary.tracker
+    emulator.emit("incoming_call", call(1, src="+71111111111"))
+    await wait_for_state(hass, CALL_STATE, "ringing")
+    emulator.emit("startup")
+    await wait_for_state(hass, CALL_STATE, "idle")
+    emulator.emit("incoming_call", call(1, src="+72222222222"))
+    for call_id in range(2, MAX_ACTIVE_CALLS + 2):
+        emulator.emit("incoming_call", call(call_id))
+    await wait_until(lambda: str(MAX_ACTIVE_CALLS + 1) in tracker.active)
+    emulator.emit("call_end", end(1, "busy"))
+    await wait_until(lambda: len(calls(hass)) == 2)
+    await hass.async_block_till_done()
+    assert [(c["number"], c["result"]) for c in calls(hass)] == [
+        ("+72222222222", "missed"),
+        ("+71111111111", "unknown"),
+    ]
+
+
 async def test_a_reused_call_id_long_after_the_expiry_is_a_call_of_its_own(
     freezer: FrozenDateTimeFactory,
     patient_stream: None,
@@ -279,9 +340,10 @@ async def test_saved_expired_calls_are_taken_back_with_care(
     logged = async_capture_events(hass, EVENT_SPRECORD_LOG)
     before = calls(hass)
 
-    # Only the linked call's entry learns how it ended; the calls whose
-    # entry cannot be told are neither listed nor logged again; an
-    # unreadable saved call was not taken back, so its end is a new call.
+    # Only the linked call's entry learns how it ended. A call whose entry
+    # cannot be told is listed and logged with its end (rather than lose
+    # the end); an unreadable saved call was not taken back, so its end is
+    # a new call.
     for call_id in ("5", "6", "7", "8"):
         emulator.emit("call_end", end(call_id, duration=int(call_id)))
     await wait_until(lambda: tracker.last_call and tracker.last_call.call_id == "8")
@@ -289,11 +351,13 @@ async def test_saved_expired_calls_are_taken_back_with_care(
     listed = calls(hass)
     assert [(c["number"], c["duration"]) for c in listed] == [
         (None, 8),
+        ("+79030000007", 7),
+        ("+79030000006", 6),
         ("+79030000006", None),
         ("+79030000005", 5),
     ]
-    assert listed[1] == before[0]
-    assert len(logged) == 1
+    assert listed[3] == before[0]
+    assert len(logged) == 3
     assert tracker.expired_calls() == []
     assert await hass.config_entries.async_unload(config_entry.entry_id)
 

@@ -50,6 +50,9 @@ TOPIC_CALLS = "calls"
 TOPIC_ENDED = "ended"
 TOPIC_SMS = "sms"
 TOPIC_LINK = "link"
+MAX_EXPIRED_REMEMBERED = 64
+"""Expired calls whose late end is recognised as that of a listed call
+(twice the calls that can be open at once)."""
 
 
 def line_topic(trunk: str) -> str:
@@ -332,6 +335,9 @@ class Pbx:
                 self.last_startup = now
                 if ended := self.tracker.restart(now):
                     self._calls_ended(ended)
+                # The PBX counts call ids from 1 again: no late end of an
+                # earlier call can come, and an old id names a new call.
+                self._expired_entries.clear()
             case _:
                 if isinstance(event, CallEvent | CallEndEvent | AnswerElsewhereEvent):
                     # Every call event carries the keys, named or not.
@@ -368,11 +374,13 @@ class Pbx:
         if change.call.trunk:
             topics.append(line_topic(change.call.trunk))
         logged: dict[str, Any] | None = None
-        if change.completes_expired:
+        if change.completes_expired and self._relist_call(change.call):
             # Listed (and logged) when it expired: its entry learns how it
             # ended, and it is neither listed nor logged again.
-            self._relist_call(change.call)
+            pass
         elif change.ended:
+            # Also an expired call that was never listed (dropped quietly when
+            # too many calls were open) or whose entry left the list.
             logged = self._log_call(change.call)
         if change.ended:
             topics.append(TOPIC_ENDED)
@@ -386,8 +394,10 @@ class Pbx:
         entry = self._call_entry(call)
         self.recent_calls.appendleft(entry)
         if call.expired:
+            # Remembered past the entry's time in the list: a late end of a
+            # call that was listed once is not listed again, in the list or not.
             self._expired_entries[call.call_id] = entry
-            while len(self._expired_entries) > MAX_RECENT:
+            while len(self._expired_entries) > MAX_EXPIRED_REMEMBERED:
                 self._expired_entries.popitem(last=False)
         return {"kind": KIND_CALL, **entry}
 
@@ -399,13 +409,24 @@ class Pbx:
         )
         return entry
 
-    def _relist_call(self, call: Call) -> None:
-        """Replace the entry of an expired call whose end came late, in place."""
-        listed = self._expired_entries.pop(call.call_id, None)
+    def _relist_call(self, call: Call) -> bool:
+        """Complete the entry of an expired call whose end came late, in place.
+
+        The entry keeps its time (when the call expired), so the list stays
+        newest first; one that has left the list is not brought back. False
+        when the call was never listed: dropped quietly while too many calls
+        were open, or not linked to an entry after a restart.
+        """
+        if call.call_id not in self._expired_entries:
+            return False
+        listed = self._expired_entries.pop(call.call_id)
         for position, entry in enumerate(self.recent_calls):
             if entry is listed:
-                self.recent_calls[position] = self._call_entry(call)
-                return
+                completed = self._call_entry(call)
+                completed["time"] = entry["time"]
+                self.recent_calls[position] = completed
+                break
+        return True
 
     @callback
     def _fire_log(self, entry: dict[str, Any]) -> None:

@@ -390,10 +390,9 @@ class WebhookTransport:
         if not self._unknown_pbx_logged:
             self._unknown_pbx_logged = True
             LOGGER.warning(
-                "Dropped a webhook event of a PBX this entry does not follow: a PBX "
-                "is taken from the event stream or the webhook's verification, "
-                "never from a webhook request (use the transport 'SSE and "
-                "webhook' to let a new PBX of the account in)"
+                "Dropped a webhook event of a PBX this entry does not follow (yet): "
+                "a PBX is taken from the event stream or the webhook's "
+                "verification, never from a webhook request"
             )
 
     @callback
