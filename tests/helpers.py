@@ -7,18 +7,21 @@ from collections.abc import Callable
 import os
 from typing import Any
 
+from homeassistant.const import CONF_API_KEY, CONF_URL
 from homeassistant.core import HomeAssistant, State
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntry
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.sprecord.config_flow import AUTODIAL_SECTION
+from custom_components.sprecord.config_flow import AUTODIAL_SECTION, account_id
 from custom_components.sprecord.const import (
     CONF_CALL_TIMEOUT,
     CONF_TRANSPORT,
+    DOMAIN,
     TRANSPORT_SSE,
 )
+from emulator import SpRecordEmulator
 
 PBX_NAME = "SpRecord MiniPBX"
 """The name of the emulator's first PBX, as the options form shows it."""
@@ -122,3 +125,20 @@ async def set_options(
     )
     await hass.async_block_till_done()
     return result
+
+
+async def set_up_short_call_entry(
+    hass: HomeAssistant, emulator: SpRecordEmulator
+) -> MockConfigEntry:
+    """Set up an entry whose longest call is the shortest (5 min), streaming."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="SpRecord MiniPBX",
+        data={CONF_URL: emulator.url, CONF_API_KEY: "demo"},
+        options={CONF_CALL_TIMEOUT: 5},
+        unique_id=account_id("demo"),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(lambda: emulator.open_streams() == 1)
+    return entry

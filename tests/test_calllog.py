@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.const import CONF_API_KEY, CONF_URL
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.util import dt as dt_util
 import pytest
@@ -18,16 +17,14 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.sprecord.calllog import MAX_RECENT, restore_entries
 from custom_components.sprecord.calls import FINISHED_CALL_MEMORY, MAX_ACTIVE_CALLS
-from custom_components.sprecord.config_flow import account_id
 from custom_components.sprecord.const import (
-    CONF_CALL_TIMEOUT,
     DOMAIN,
     EVENT_SPRECORD_LOG,
 )
 from custom_components.sprecord.storage import STORAGE_VERSION
 from emulator import SpRecordEmulator
 
-from .helpers import wait_for_state, wait_until
+from .helpers import set_up_short_call_entry, wait_for_state, wait_until
 from .test_states import CALL_STATE, call, end
 
 RECENT = "sensor.sprecord_minipbx_recent_calls"
@@ -123,16 +120,7 @@ async def expired_then_restarted(
 
     Returns the entry, the `sprecord_log` events and the expired call's entry.
     """
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="SpRecord MiniPBX",
-        data={CONF_URL: emulator.url, CONF_API_KEY: "demo"},
-        options={CONF_CALL_TIMEOUT: 5},  # the shortest longest call
-        unique_id=account_id("demo"),
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await wait_until(lambda: emulator.open_streams() == 1)
+    entry = await set_up_short_call_entry(hass, emulator)
     logged = async_capture_events(hass, EVENT_SPRECORD_LOG)
     await answered(hass, emulator, 1)  # a call of its own, listed first
     emulator.emit("incoming_call", call(7, src="+79037654321"))

@@ -53,7 +53,6 @@ from custom_components.sprecord.api.clean import (
 )
 from custom_components.sprecord.config_flow import account_id
 from custom_components.sprecord.const import (
-    CONF_CALL_TIMEOUT,
     CONF_DEVICE_ID,
     DOMAIN,
     EVENT_SPRECORD_LOG,
@@ -67,7 +66,7 @@ from custom_components.sprecord.storage import STORAGE_VERSION
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 from emulator.server import make_device_id
 
-from .helpers import wait_for_state, wait_until
+from .helpers import set_up_short_call_entry, wait_for_state, wait_until
 from .test_states import CALL_STATE, call, end
 from .test_webhook import hook_entry, make_entry, post  # noqa: F401
 
@@ -539,16 +538,7 @@ async def test_a_call_that_expired_and_then_ended_is_listed_once(
     emulator: SpRecordEmulator,
     fast_link: None,
 ) -> None:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="SpRecord MiniPBX",
-        data={CONF_URL: emulator.url, CONF_API_KEY: "demo"},
-        options={CONF_CALL_TIMEOUT: 5},  # the shortest longest call
-        unique_id=account_id("demo"),
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await wait_until(lambda: emulator.open_streams() == 1)
+    entry = await set_up_short_call_entry(hass, emulator)
     logged = async_capture_events(hass, EVENT_SPRECORD_LOG)
     for call_id in range(1, 22):
         emulator.emit("incoming_call", call(call_id, trunk="GSM1"))
