@@ -42,6 +42,17 @@ PKG = "custom_components/sprecord"
 MODULES: dict[str, list[str]] = {
     f"{PKG}/api/sse.py": ["tests/test_sse.py", "tests/test_mutants_sse.py"],
     f"{PKG}/api/models.py": ["tests/test_models.py", "tests/test_mutants_models.py"],
+    f"{PKG}/api/storable.py": ["tests/test_models.py", "tests/test_mutants_models.py"],
+    f"{PKG}/api/fields.py": [
+        "tests/test_models.py",
+        "tests/test_mutants_models.py",
+        "tests/test_security_events.py",
+    ],
+    f"{PKG}/api/parse.py": [
+        "tests/test_models.py",
+        "tests/test_mutants_models.py",
+        "tests/test_security_events.py",
+    ],
     f"{PKG}/calls.py": ["tests/test_calls.py", "tests/test_mutants_calls.py"],
 }
 """Each module and its unit tests: the fast tests that cover it. (The client's
@@ -58,10 +69,16 @@ WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 _SSE = f"{PKG}/api/sse.py"
 _MODELS = f"{PKG}/api/models.py"
+_FIELDS = f"{PKG}/api/fields.py"
+_PARSE = f"{PKG}/api/parse.py"
 _CALLS = f"{PKG}/calls.py"
 _FAST_PATH = (
     "a fast path: without it the line takes the general way below, which "
     "reads it the same (field before the first colon, one leading space off)"
+)
+_CLEAN_FAST_PATH = (
+    "a fast path: `clean_field()` returns printable text of at most "
+    "`MAX_NUMBER` characters unchanged"
 )
 _STORABLE_FAST_PATH = (
     "it only decides whether a scanned event also goes through `_storable()`, "
@@ -78,7 +95,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "without a CR the replacements change nothing and `_skip_lf` is "
         "already False (reset just above): the test only saves the work"
     ),
-    (_SSE, "SSEParser.feed", "if tail: → if True:"): (
+    (_SSE, "SSEParser._parse", "if tail: → if True:"): (
         "an empty tail added to the partial line adds nothing to its text or its length"
     ),
     (
@@ -114,7 +131,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "class attribute is read nowhere"
     ),
     (
-        _MODELS,
+        _FIELDS,
         "_from_timestamp",
         "value = float(value) → pass",
     ): (
@@ -122,7 +139,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "text before): it compares and converts as its float does"
     ),
     (
-        _MODELS,
+        _PARSE,
         "parse_event",
         (
             "type(raw_payload) is not dict and (not "
@@ -133,9 +150,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "after the scanner or `_storable()` every JSON object is a "
         "dict: both tests say the same"
     ),
-    (_MODELS, "_envelope", "-1 → -2"): "any negative end means 'not read', as -1 does",
+    (_PARSE, "_envelope", "-1 → -2"): "any negative end means 'not read', as -1 does",
     (
-        _MODELS,
+        _PARSE,
         "_envelope",
         (
             "if raw.count('{') + raw.count('[') > MAX_NESTING or "
@@ -144,7 +161,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         ),
     ): _STORABLE_FAST_PATH,
     (
-        _MODELS,
+        _PARSE,
         "_envelope",
         (
             "raw.count('{') + raw.count('[') > MAX_NESTING → "
@@ -152,7 +169,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         ),
     ): _STORABLE_FAST_PATH,
     (
-        _MODELS,
+        _PARSE,
         "_envelope",
         (
             "'\\\\u' in raw and _ESCAPED_SURROGATE.search(raw) → '\\\\u' "
@@ -160,7 +177,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         ),
     ): _STORABLE_FAST_PATH,
     (
-        _MODELS,
+        _PARSE,
         "_envelope",
         (
             "not raw.isascii() and _SURROGATE.search(raw) → not "
@@ -168,7 +185,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         ),
     ): _STORABLE_FAST_PATH,
     (
-        _MODELS,
+        _FIELDS,
         "_extra",
         "raw.keys() <= known → raw.keys() < known",
     ): (
@@ -176,7 +193,22 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "test only saves building it"
     ),
     (
-        _MODELS,
+        _FIELDS,
+        "_identifier",
+        "if not (len(text) <= MAX_NUMBER and text.isprintable()): → if True:",
+    ): _CLEAN_FAST_PATH,
+    (
+        _FIELDS,
+        "_identifier",
+        "len(text) <= MAX_NUMBER → len(text) < MAX_NUMBER",
+    ): _CLEAN_FAST_PATH,
+    (
+        _FIELDS,
+        "_number",
+        "len(text) <= MAX_NUMBER → len(text) < MAX_NUMBER",
+    ): _CLEAN_FAST_PATH,
+    (
+        _FIELDS,
         "_optional_int",
         "if type(value) is not int: → if True:",
     ): "a fast path: an int passes the general checks below unchanged",

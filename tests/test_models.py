@@ -25,7 +25,7 @@ from custom_components.sprecord.api import (
     VerificationEvent,
     parse_event,
 )
-from custom_components.sprecord.api.models import MAX_NESTING
+from custom_components.sprecord.api.storable import MAX_NESTING
 
 DEVICE = "Y7d6hP0mjNBI+WBT+yptpgY7uY+zX1Oumg9CQ7nr7HACJHy9Fg8IhCr41wO3j0Jl7zUU="
 

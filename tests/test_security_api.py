@@ -32,15 +32,12 @@ from custom_components.sprecord.api import (
     SpRecordError,
     SSEParser,
     StartupEvent,
-    autodial as autodial_module,
+    charset as charset_module,
 )
-from custom_components.sprecord.api.autodial import (
-    MAX_VENDOR_TEXT,
-    charset_codec,
-    vendor_text,
-)
-from custom_components.sprecord.api.client import MAX_REDIRECTS
+from custom_components.sprecord.api.autodial_answers import MAX_VENDOR_TEXT, vendor_text
+from custom_components.sprecord.api.charset import charset_codec
 from custom_components.sprecord.api.exceptions import RedirectRefusedError
+from custom_components.sprecord.api.redirect import MAX_REDIRECTS
 from custom_components.sprecord.api.sse import SSEOverflowError
 
 ServerFactory = Callable[..., Awaitable[AiohttpServer]]
@@ -405,7 +402,7 @@ def test_a_codec_that_cannot_decode_with_replacement_is_no_charset(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Found by trying, not only by the list: `idna` refuses `replace`.
-    monkeypatch.setattr(autodial_module, "NOT_CHARSETS", frozenset())
+    monkeypatch.setattr(charset_module, "NOT_CHARSETS", frozenset())
     assert charset_codec("idna") is None
     assert charset_codec("punycode") == "punycode"
 
@@ -449,8 +446,8 @@ def test_an_answer_that_fails_to_decode_reads_as_utf8(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A charset that passes the check and still fails on the answer's bytes.
-    monkeypatch.setattr(autodial_module, "charset_codec", lambda _name: "idna")
-    assert autodial_module._text("Да".encode(), "x") == "Да"
+    monkeypatch.setattr(charset_module, "charset_codec", lambda _name: "idna")
+    assert charset_module._text("Да".encode(), "x") == "Да"
 
 
 # --- point: the PBX's result_txt is bounded and one line -----------------------

@@ -5,9 +5,9 @@ can be published on its own as it stands.
 """
 
 from .auth import BEARER, CANDIDATES, AuthScheme, scheme_from_openapi
-from .autodial import (
+from .autodial import AutoDialClient
+from .autodial_models import (
     AutoDialAlreadyRunning,
-    AutoDialClient,
     AutoDialCommand,
     AutoDialError,
     AutoDialNotFound,
@@ -17,12 +17,7 @@ from .autodial import (
     TaskState,
     TaskStatus,
 )
-from .client import (
-    EventStream,
-    SpRecordClient,
-    normalize_base_url,
-    verification_response,
-)
+from .client import SpRecordClient, normalize_base_url, verification_response
 from .exceptions import (
     AuthenticationError,
     ProtocolError,
@@ -47,9 +42,10 @@ from .models import (
     SubscriptionSettings,
     UnknownEvent,
     VerificationEvent,
-    parse_event,
 )
+from .parse import parse_event
 from .sse import SSEEvent, SSEParser
+from .stream import EventStream
 
 __all__ = [
     "BEARER",

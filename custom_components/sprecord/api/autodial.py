@@ -14,24 +14,21 @@ The vendor's quirks, followed here:
 - an answer says `result` `ok`, `warning` or `error`, with a `result_code`
   telling which warning or error, and a Russian `result_txt`.
 
-Warnings and errors become the exceptions below, by their code. An answer in
-the vendor's shape is read as such whatever its HTTP status (the vendor does
-not say which status goes with an error). Anything else that is not a good
-answer (no connection, a timeout, an HTTP error status, a body that is not a
-JSON object or has no `result`) is `AutoDialUnreachable`: the address does not
-answer as this API.
+Warnings and errors become the exceptions of `autodial_models.py`, by their
+code (`autodial_answers.py`). An answer in the vendor's shape is read as such
+whatever its HTTP status (the vendor does not say which status goes with an
+error). Anything else that is not a good answer (no connection, a timeout, an
+HTTP error status, a body that is not a JSON object or has no `result`) is
+`AutoDialUnreachable`: the address does not answer as this API.
 
-Everything read from an answer is made storable (see `models._storable()`):
+Everything read from an answer is made storable (see `storable._storable()`):
 text is valid Unicode, a lone UTF-16 surrogate having become U+FFFD.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 import ipaddress
 import json
 from typing import Any
@@ -39,8 +36,36 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from .exceptions import ProtocolError, SpRecordError
-from .models import _storable
+from .autodial_answers import MAX_ID, _results, _status, _task_id, _vendor_error
+from .autodial_models import (
+    AutoDialAlreadyRunning,
+    AutoDialCommand,
+    AutoDialError,
+    AutoDialNotFound,
+    AutoDialUnreachable,
+    AutoDialWrongState,
+    NumberResult,
+    TaskState,
+    TaskStatus,
+)
+from .charset import _text, charset_codec
+from .exceptions import ProtocolError
+from .storable import _storable
+
+__all__ = [
+    "DEFAULT_PORT",
+    "AutoDialAlreadyRunning",
+    "AutoDialClient",
+    "AutoDialCommand",
+    "AutoDialError",
+    "AutoDialNotFound",
+    "AutoDialUnreachable",
+    "AutoDialWrongState",
+    "NumberResult",
+    "TaskState",
+    "TaskStatus",
+    "charset_codec",
+]
 
 DEFAULT_PORT = 9000
 """The port the vendor serves the auto-dial API on."""
@@ -53,152 +78,6 @@ CONTENT_TYPE = "text/plain"
 """The content type the vendor sends with every request, JSON body or not."""
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 """An answer longer than this is refused (a task's results are far shorter)."""
-MAX_ID = 2**63 - 1
-"""The greatest task id taken (what a signed 64-bit column holds)."""
-MAX_DIGITS = 20
-"""Digits read as a number at most (a 64-bit integer has up to 20)."""
-MAX_VENDOR_TEXT = 200
-"""Characters of the PBX's `result_txt` kept for a message at most."""
-
-NOT_CHARSETS = frozenset(
-    {"idna", "punycode", "raw-unicode-escape", "undefined", "unicode-escape"}
-)
-"""Python text codecs that are not a character set: host names, escapes, and
-one that refuses everything."""
-_CHARSET_SAMPLE = bytes(range(256))
-
-CODE_NOT_FOUND = "not_found"
-CODE_ALREADY_RUNNING = "already_running"
-WRONG_STATE_CODES = frozenset({"not_running", "not_suspended", "already_suspended"})
-"""Warnings of a command given to a task in a state that does not take it."""
-
-
-class AutoDialError(SpRecordError):
-    """Base of every auto-dial error; also any warning or error not known here.
-
-    `code` is the vendor's `result_code` when the PBX gave one; the message is
-    the PBX's `result_txt` when it gave one. Both are made one bounded line
-    of printable text (`vendor_text()`). `status` is the HTTP status of
-    an answer that came with an error status.
-    """
-
-    def __init__(
-        self, message: str, *, code: str | None = None, status: int | None = None
-    ) -> None:
-        """Keep the vendor's code and the HTTP status beside the message."""
-        super().__init__(message, status=status)
-        self.code = code
-
-
-class AutoDialUnreachable(AutoDialError):  # noqa: N818 (the API's names)
-    """The address does not answer as the auto-dial API.
-
-    No connection (refused, reset, unknown host), no answer in time, an HTTP
-    error status, or an answer that is not a JSON object in the vendor's shape.
-    """
-
-
-class AutoDialNotFound(AutoDialError):  # noqa: N818 (the API's names)
-    """The PBX has no task of that name, or no task of that id (`not_found`)."""
-
-
-class AutoDialAlreadyRunning(AutoDialError):  # noqa: N818 (the API's names)
-    """The task is already running (warning `already_running`)."""
-
-
-class AutoDialWrongState(AutoDialError):  # noqa: N818 (the API's names)
-    """The task's state does not take the command.
-
-    `code` tells which: `not_running`, `not_suspended` (resumed while not
-    paused) or `already_suspended`.
-    """
-
-
-class TaskState(StrEnum):
-    """The state of a task. A state the vendor adds later is kept as it is."""
-
-    NONE = "none"
-    """Never ran."""
-    RUN = "run"
-    FINISH = "finish"
-    PAUSE = "pause"
-    STOP = "stop"
-    """Stopped before the end (`task_stop`)."""
-
-    @classmethod
-    def _missing_(cls, value: object) -> TaskState | None:
-        """Keep an unknown state as a pseudo-member that holds its text."""
-        if not isinstance(value, str):
-            return None
-        member = str.__new__(cls, value)
-        member._name_ = "UNKNOWN"
-        member._value_ = value
-        return member
-
-    @property
-    def is_known(self) -> bool:
-        """Tell whether the state is one the vendor documents."""
-        return self._name_ != "UNKNOWN"
-
-
-class AutoDialCommand(StrEnum):
-    """What `command()` can ask of a started task (the vendor's `cmd`)."""
-
-    PAUSE = "task_pause"
-    RESUME = "task_resume"
-    STOP = "task_stop"
-
-
-@dataclass(frozen=True, slots=True)
-class TaskStatus:
-    """How far a task is: its state and the vendor's counts.
-
-    `total` numbers in the task, `done` numbers finished, `success`
-    successful attempts, `tried` numbers attempted, `attempts` all dial
-    attempts.
-    """
-
-    state: TaskState
-    total: int
-    done: int
-    success: int
-    tried: int
-    attempts: int
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the status, JSON-serialisable."""
-        return {
-            "state": self.state.value,
-            "total": self.total,
-            "done": self.done,
-            "success": self.success,
-            "tried": self.tried,
-            "attempts": self.attempts,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class NumberResult:
-    """How dialling one number of a task went.
-
-    `result` is `ok`, `fail` or `dialing`, None when the number has not been
-    tried yet; `result_code` says how it ended (`talk`, `busy`, `timeout` ...).
-    """
-
-    number: str
-    result: str | None
-    result_code: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the result, JSON-serialisable."""
-        return {
-            "number": self.number,
-            "result": self.result,
-            "result_code": self.result_code,
-        }
-
-
-_COUNTS = ("total", "done", "success", "tried", "attempts")
 
 
 class AutoDialClient:
@@ -420,69 +299,6 @@ async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
     return b"".join(chunks)
 
 
-def charset_codec(name: str) -> str | None:
-    """Return the codec of a character set named by a file or an answer.
-
-    None when Python has no codec of that name, or its codec is not a
-    character set: not a text encoding (`hex`, `base64`, `rot13`, `zlib`),
-    or one that cannot decode any bytes with replacement (`idna`,
-    `undefined`) or is not meant for text at all (`punycode`, the escapes).
-    """
-    try:
-        info = codecs.lookup(name)
-    except (LookupError, ValueError, TypeError):
-        return None
-    if not info._is_text_encoding or info.name in NOT_CHARSETS:  # noqa: SLF001
-        return None
-    try:  # what a codec added later needs to be of use: decoding with U+FFFD
-        _CHARSET_SAMPLE.decode(info.name, "replace")
-    except (LookupError, UnicodeError, ValueError):
-        return None
-    return info.name
-
-
-def _text(raw: bytes, charset: str | None) -> str:
-    """Decode an answer by its charset (UTF-8 when none or not a charset)."""
-    codec = (charset_codec(charset) if charset else None) or "utf-8"
-    try:
-        return raw.decode(codec, "replace")
-    except (LookupError, UnicodeError, ValueError):
-        return raw.decode("utf-8", "replace")
-
-
-def vendor_text(text: str) -> str:
-    """Return the PBX's text as a message may carry it: one line, bounded.
-
-    Control and format characters (line breaks, bidi overrides) become
-    spaces, runs of spaces one, and the text is cut at `MAX_VENDOR_TEXT`
-    characters (`…` marks a cut).
-    """
-    cut = text[: MAX_VENDOR_TEXT * 4]  # bounds the work on a huge text
-    shown = " ".join("".join(ch if ch.isprintable() else " " for ch in cut).split())
-    if not shown:
-        return ""
-    if len(shown) > MAX_VENDOR_TEXT or len(cut) < len(text):
-        shown = shown[: MAX_VENDOR_TEXT - 1].rstrip() + "…"
-    return shown
-
-
-def _vendor_error(answer: Mapping[str, Any], status: int) -> AutoDialError:
-    """Return the exception of a warning or error answer, by its code."""
-    code = answer.get("result_code")
-    code = (vendor_text(code) or None) if isinstance(code, str) else None
-    text = answer.get("result_txt")
-    text = vendor_text(text) if isinstance(text, str) else ""
-    message = text or f"The PBX answered {answer['result']} {code or 'without a code'}"
-    kind: type[AutoDialError] = AutoDialError
-    if code == CODE_NOT_FOUND:
-        kind = AutoDialNotFound
-    elif code == CODE_ALREADY_RUNNING:
-        kind = AutoDialAlreadyRunning
-    elif code in WRONG_STATE_CODES:
-        kind = AutoDialWrongState
-    return kind(message, code=code, status=status if status >= 400 else None)
-
-
 def _id_param(task_id: int) -> str:
     """Return a task id as its query value; refuse what is not one."""
     if isinstance(task_id, bool) or not isinstance(task_id, int):
@@ -503,81 +319,3 @@ def _number_list(numbers: Sequence[str]) -> list[str]:
         if not isinstance(number, str) or not number.strip():
             raise ValueError(f"every number must be non-empty text, got {number!r}")
     return listed
-
-
-def _whole(value: Any) -> Any:
-    """Return the integer that digits given as text mean; anything else as it is.
-
-    An integer past 64 bits came as its digits (see `_storable()`): one that
-    long is left as text.
-    """
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isascii() and text.isdecimal() and len(text) <= MAX_DIGITS:
-            return int(text)
-    return value
-
-
-def _task_id(value: Any) -> int:
-    """Read the id of a started task: an integer, or its digits as text."""
-    value = _whole(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise AutoDialError(
-            f"start: the answer's id is {type(value).__name__}, not an integer"
-        )
-    if not 0 <= value <= MAX_ID:
-        raise AutoDialError(f"start: the answer's id {value} is out of range")
-    return value
-
-
-def _count(answer: Mapping[str, Any], key: str) -> int:
-    """Read one count of a status: 0 when absent, else a whole number >= 0."""
-    value = answer.get(key)
-    if value is None:
-        return 0
-    value = _whole(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise AutoDialError(
-            f"status: {key} must be a whole number, got {vendor_text(repr(value))}"
-        )
-    return value
-
-
-def _status(answer: Mapping[str, Any]) -> TaskStatus:
-    """Read a status answer. A count the PBX leaves out is 0; the state is needed."""
-    state = answer.get("state")
-    if not isinstance(state, str) or not state.strip():
-        raise AutoDialError("status: state is missing or not text")
-    counts = {key: _count(answer, key) for key in _COUNTS}
-    return TaskStatus(state=TaskState(state.strip()), **counts)
-
-
-def _optional_text(value: Any) -> str | None:
-    """Read optional text: None when absent, empty or not text."""
-    return value if isinstance(value, str) and value else None
-
-
-def _results(answer: Mapping[str, Any]) -> list[NumberResult]:
-    """Read a result answer: `data`, one entry a number (absent: none)."""
-    data = answer.get("data")
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise AutoDialError(f"result: data must be a list, got {type(data).__name__}")
-    results = []
-    for index, entry in enumerate(data):
-        number = entry.get("number") if isinstance(entry, dict) else None
-        if isinstance(number, int) and not isinstance(number, bool):
-            number = str(number)
-        if not isinstance(number, str) or not number:
-            raise AutoDialError(f"result: data[{index}].number is missing")
-        results.append(
-            NumberResult(
-                number=number,
-                result=_optional_text(entry.get("result")),
-                result_code=_optional_text(entry.get("result_code")),
-            )
-        )
-    return results

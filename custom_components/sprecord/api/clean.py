@@ -9,7 +9,7 @@ among them (U+202E turns `+7 916 …` around on screen, U+200E/U+200F and
 U+061C hide in a name, U+2066–U+2069 isolate runs). It is also cut to a
 length that no honest value reaches.
 
-`models.parse_event()` cleans every text field with these once, as it reads
+`parse.parse_event()` cleans every text field with these once, as it reads
 an event; what is shown or stored later is cleaned already. `for_log()` is
 for what is logged without having been parsed (error texts that quote a
 server).
