@@ -7,6 +7,11 @@ has `--device-id`, the others made-up ids, the same on every run (see
 `make_device_id`), and a scenario spreads its traffic over them. Every other
 key has one PBX with a made-up id. The PBXs of each key are printed at start.
 
+`--idle-cut SECONDS` puts an idle-cutting proxy in front: a stream that
+sent nothing (no event, no keep-alive) for that long is ended, as nginx
+(60 s), some routers (55 s) and office proxies do; pair it with
+`--keepalive 0` for a server that sends no keep-alives.
+
 `--autodial-port PORT` also serves the PBX's local auto-dial API (see
 `autodial.py`) on that port of the same host, the vendor's being 9000; each
 call then takes `--autodial-step` seconds. It is off by default (0): the cloud
@@ -103,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-replay", action="store_true", help="ignore Last-Event-ID")
     parser.add_argument(
+        "--idle-cut",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="end a stream silent for this long, as a proxy does (default 0: never)",
+    )
+    parser.add_argument(
         "--auth-scheme",
         default="bearer",
         help="how the key is taken: bearer, header:NAME or query:NAME",
@@ -146,11 +158,14 @@ async def _serve(args: argparse.Namespace) -> None:
         replay=not args.no_replay,
         auth_scheme=args.auth_scheme,
         openapi=args.openapi,
+        idle_cut=args.idle_cut,
     )
     url = await emulator.start(args.host, args.port)
     print(f"SpRecord emulator on {url} (keys: {', '.join(keys)})", flush=True)
     for key, pbxs in emulator.all_pbxs().items():
         print(f"  key {key}: PBX {', PBX '.join(pbxs)}", flush=True)
+    if emulator.idle_cut:
+        print(f"streams silent for {emulator.idle_cut:g} s are cut", flush=True)
     autodial: AutoDialEmulator | None = None
     if args.autodial_port:
         autodial = AutoDialEmulator(step=args.autodial_step)

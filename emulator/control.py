@@ -21,9 +21,13 @@ journey and benchmarks that run it as a separate process. Bodies are JSON:
 - `POST stream_behaviour`: `{"keepalive"?, "keepalive_style"?, "replay"?}`:
   seconds between keep-alives (0: none), their form (`comment`,
   `empty-data`), and whether `Last-Event-ID` resumes; answers all three.
+- `POST idle_cut`: `{"seconds"}`: an idle-cutting proxy in front: a stream
+  that sent nothing for that long is ended cleanly (0 or null: none);
+  `DELETE` takes it away. Both answer `{"idle_cut"}` (null: none).
 - `POST scenario`: `{"name", "speed"?}` plays a scenario; `DELETE` stops it.
 - `GET state`: each key's PBXs (`pbxs`: key -> device ids, first the
-  default one), open streams, counts, hooks and deliveries.
+  default one), the stream behaviour and idle cut, open streams, counts
+  (`idle_cuts` among them), hooks and deliveries.
 - `POST reset`: resets the counts.
 """
 
@@ -56,6 +60,8 @@ def add_control_routes(app: web.Application, emulator: SpRecordEmulator) -> None
     app.router.add_post(f"{PREFIX}/auth_scheme", routes.auth_scheme)
     app.router.add_post(f"{PREFIX}/fail_streams", routes.fail_streams)
     app.router.add_post(f"{PREFIX}/stream_behaviour", routes.stream_behaviour)
+    app.router.add_post(f"{PREFIX}/idle_cut", routes.set_idle_cut)
+    app.router.add_delete(f"{PREFIX}/idle_cut", routes.clear_idle_cut)
     app.router.add_post(f"{PREFIX}/scenario", routes.start_scenario)
     app.router.add_delete(f"{PREFIX}/scenario", routes.stop_scenario)
     app.router.add_get(f"{PREFIX}/state", routes.state)
@@ -193,6 +199,23 @@ class _ControlRoutes:
                 "replay": emulator.replay,
             }
         )
+
+    async def set_idle_cut(self, request: web.Request) -> web.Response:
+        """Put an idle-cutting proxy in front of the streams, or take it away."""
+        seconds = (await _body(request)).get("seconds")
+        if seconds is not None and (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or seconds < 0
+        ):
+            return json_error(422, "seconds must be 0 (none) or more, or null")
+        self._emulator.set_idle_cut(seconds)
+        return web.json_response({"idle_cut": self._emulator.idle_cut})
+
+    async def clear_idle_cut(self, _request: web.Request) -> web.Response:
+        """Take the idle-cutting proxy away."""
+        self._emulator.set_idle_cut(None)
+        return web.json_response({"idle_cut": None})
 
     async def fail_streams(self, request: web.Request) -> web.Response:
         """Answer the next stream requests with an error status."""

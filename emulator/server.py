@@ -18,8 +18,9 @@ the key's first PBX). Scenarios spread their traffic over the key's PBXs.
 vendor's and the same on every run.
 
 Everything a test needs to break it on purpose lives on the class as methods
-(drop, stall, raw bytes, failing auth, failing statuses) and is also served
-over HTTP under `/_emulator/` (see `control.py`).
+(drop, stall, raw bytes, failing auth, failing statuses, an idle-cutting
+proxy in front) and is also served over HTTP under `/_emulator/` (see
+`control.py`).
 """
 
 from __future__ import annotations
@@ -65,11 +66,11 @@ _CUT = object()
 """Queue marker: write half an event, then cut the TCP connection."""
 _HALF_EVENT = b'id: 0\r\ndata: {"device_id": "x", "event_ty'
 _POLL_SECONDS = 0.5
+"""How often an idle stream handler checks that its client is still there."""
 KEEPALIVE_STYLES = ("comment", "empty-data")
 """Keep-alive forms seen on SSE servers: a `: ping` comment line (what
 sse-starlette, common under FastAPI, sends), or an event whose data is
 empty."""
-"""How often an idle stream handler checks that its client is still there."""
 
 
 @dataclass(eq=False)
@@ -81,6 +82,8 @@ class _Stream:
     request: web.Request
     queue: asyncio.Queue[bytes | object] = field(default_factory=asyncio.Queue)
     stalled: bool = False
+    opened: float | None = None
+    """`time.perf_counter()` when its headers were sent."""
 
 
 @dataclass
@@ -98,6 +101,8 @@ class EmulatorStats:
     """Subscriptions refused with a status forced by `fail_subscriptions()`."""
     max_open_streams: int = 0
     """The most streams one key held open at the same moment."""
+    idle_cuts: int = 0
+    """Streams ended because they sent nothing for `idle_cut` seconds."""
     events_emitted: int = 0
     frames_written: int = 0
 
@@ -122,6 +127,7 @@ class SpRecordEmulator:
         verify_timeout: float = 10.0,
         auth_scheme: str = "bearer",
         openapi: bool = False,
+        idle_cut: float | None = None,
     ) -> None:
         """Configure the emulator.
 
@@ -134,7 +140,8 @@ class SpRecordEmulator:
         `history` events are kept for resuming after `Last-Event-ID` when
         `replay` is on. `auth_scheme` is the one way
         the key is taken (`set_auth_scheme()`); with `openapi`, the server
-        serves an `/openapi.json` that declares it.
+        serves an `/openapi.json` that declares it. `idle_cut` puts an
+        idle-cutting proxy in front (`set_idle_cut()`).
         """
         self.auth_scheme = "bearer"
         self.openapi = openapi
@@ -155,6 +162,9 @@ class SpRecordEmulator:
         self.keepalive_style = "comment"
         self.set_stream_behaviour(keepalive_style=keepalive_style)
         self.replay = replay
+        self.idle_cut: float | None = None
+        """Seconds of silence after which a stream is ended (None: never)."""
+        self.set_idle_cut(idle_cut)
         self.resume_overlap = 0
         """Events at or before `Last-Event-ID` sent again on resuming (a server
         that resumes at-least-once); 0 resumes exactly after it."""
@@ -170,6 +180,9 @@ class SpRecordEmulator:
         self._forced_subscriptions: deque[int] = deque()
         self.stream_open_times: deque[float] = deque(maxlen=1000)
         """`time.perf_counter()` when each stream's headers were sent."""
+        self.stream_spans: deque[tuple[str, float, float]] = deque(maxlen=1000)
+        """(key, opened, ended) of the streams that ended, in
+        `time.perf_counter()` seconds (see `connected_seconds()`)."""
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._player: asyncio.Task[None] | None = None
@@ -332,13 +345,16 @@ class SpRecordEmulator:
         self.stats.max_open_streams = max(self.stats.max_open_streams, len(streams))
         try:
             await response.prepare(request)
-            self.stream_open_times.append(time.perf_counter())
+            stream.opened = time.perf_counter()
+            self.stream_open_times.append(stream.opened)
             await self._replay(stream, request.headers.get("Last-Event-ID"))
             await self._pump(stream, response)
         except ConnectionError:
             pass
         finally:
             streams.discard(stream)
+            if stream.opened is not None:
+                self.stream_spans.append((key, stream.opened, time.perf_counter()))
         return response
 
     def set_stream_behaviour(
@@ -366,6 +382,20 @@ class SpRecordEmulator:
         if replay is not None:
             self.replay = replay
 
+    def set_idle_cut(self, seconds: float | None) -> None:
+        """Behave like a proxy that ends a response silent for `seconds`.
+
+        Many HTTP proxies do (nginx after 60 s, some routers after 55 s,
+        office proxies sooner): a stream that sent nothing, neither an event
+        nor a keep-alive, for that long is ended cleanly, as a proxy ends a
+        response. None or 0 takes the proxy away. It holds for streams open
+        and to come; silence counts from the stream's last write (or its
+        headers).
+        """
+        if seconds is not None and seconds < 0:
+            raise ValueError("idle_cut must be 0 (off) or more seconds")
+        self.idle_cut = seconds or None
+
     def _keepalive_frame(self) -> bytes:
         """Return one keep-alive in the configured style."""
         end = self.separator
@@ -386,23 +416,27 @@ class SpRecordEmulator:
                 stream.queue.put_nowait(frame)
 
     async def _pump(self, stream: _Stream, response: web.StreamResponse) -> None:
-        """Write queued frames (and keep-alives) until the stream ends."""
+        """Write queued frames (and keep-alives) until the stream ends.
+
+        With an idle cut, a stream silent for that long ends here (cleanly).
+        """
         queue = stream.queue
         transport = stream.request.transport
-        idle = 0.0
+        loop = asyncio.get_running_loop()
+        written = loop.time()  # its last bytes sent: the headers, at first
         while transport is not None and not transport.is_closing():
-            wait = _POLL_SECONDS
-            if self.keepalive > 0:
-                wait = min(wait, max(self.keepalive - idle, 0.001))
+            silent = loop.time() - written
+            # Silent, with nothing to send either: a proxy ends it here.
+            if self.idle_cut is not None and silent >= self.idle_cut and queue.empty():
+                self.stats.idle_cuts += 1
+                return
             try:
-                item = await asyncio.wait_for(queue.get(), wait)
+                item = await asyncio.wait_for(queue.get(), self._wait(stream, silent))
             except TimeoutError:
-                idle += wait
-                if self.keepalive > 0 and idle >= self.keepalive and not stream.stalled:
-                    idle = 0.0
+                if self._keepalive_due(stream, loop.time() - written):
                     await response.write(self._keepalive_frame())
+                    written = loop.time()
                 continue
-            idle = 0.0
             items = [item]
             while not queue.empty():
                 items.append(queue.get_nowait())
@@ -415,7 +449,21 @@ class SpRecordEmulator:
                 transport.abort()
                 return
             await response.write(b"".join(i for i in items if isinstance(i, bytes)))
+            written = loop.time()
             self.stats.frames_written += len(items)
+
+    def _wait(self, stream: _Stream, silent: float) -> float:
+        """Return how long a stream silent for `silent` s may wait for a frame."""
+        wait = _POLL_SECONDS
+        if self.keepalive > 0 and not stream.stalled:
+            wait = min(wait, max(self.keepalive - silent, 0.001))
+        if self.idle_cut is not None:
+            wait = min(wait, max(self.idle_cut - silent, 0.001))
+        return wait
+
+    def _keepalive_due(self, stream: _Stream, silent: float) -> bool:
+        """Tell whether a stream silent for `silent` s gets a keep-alive now."""
+        return self.keepalive > 0 and not stream.stalled and silent >= self.keepalive
 
     async def _handle_subscribe(self, request: web.Request) -> web.Response:
         """Serve `POST /sys/subscribe_events`: verify the hook, then store it.
@@ -625,6 +673,30 @@ class SpRecordEmulator:
         """Return how many streams are open (for `key`, or in all)."""
         return len(self._all_streams(key))
 
+    def connected_seconds(
+        self, since: float, until: float | None = None, *, key: str | None = None
+    ) -> float:
+        """Return how long a stream (of `key`, or of any) was open in a span.
+
+        `since` and `until` (default: now) are `time.perf_counter()`
+        readings; time with two streams open counts once. It covers the
+        last streams kept in `stream_spans` and the open ones.
+        """
+        until = time.perf_counter() if until is None else until
+        spans = [
+            (opened, ended)
+            for span_key, opened, ended in self.stream_spans
+            if key is None or span_key == key
+        ]
+        spans += [(s.opened, until) for s in self._all_streams(key) if s.opened]
+        total, reach = 0.0, since
+        for opened, ended in sorted(spans):
+            start, end = max(opened, reach), min(ended, until)
+            if end > start:
+                total += end - start
+                reach = end
+        return total
+
     def reset_stats(self) -> None:
         """Start counting afresh (open streams stay open)."""
         self.stats = EmulatorStats(
@@ -639,6 +711,7 @@ class SpRecordEmulator:
             "keepalive": self.keepalive,
             "keepalive_style": self.keepalive_style,
             "replay": self.replay,
+            "idle_cut": self.idle_cut,
             "openapi": self.openapi,
             "pbxs": self.all_pbxs(),
             "open_streams": {key: len(s) for key, s in self._streams.items()},

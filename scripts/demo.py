@@ -273,14 +273,22 @@ def set_phonebook(base: str, token: str, entry_id: str) -> None:
 
     The other options keep their defaults (the form's defaults fill them in).
     """
-    status, form = http(
+    status, menu = http(
         "POST",
         f"{base}/api/config/config_entries/options/flow",
         json_body={"handler": entry_id, "show_advanced_options": False},
         token=token,
     )
+    if status != 200 or menu.get("type") != "menu":
+        raise DemoError(f"could not start the options flow: {status} {menu}")
+    status, form = http(
+        "POST",
+        f"{base}/api/config/config_entries/options/flow/{menu['flow_id']}",
+        json_body={"next_step_id": "settings"},
+        token=token,
+    )
     if status != 200 or form.get("type") != "form":
-        raise DemoError(f"could not start the options flow: {status} {form}")
+        raise DemoError(f"could not open the options' settings: {status} {form}")
     status, result = http(
         "POST",
         f"{base}/api/config/config_entries/options/flow/{form['flow_id']}",

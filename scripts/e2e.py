@@ -324,6 +324,26 @@ class Browser:
             )
         )
 
+    def click_menu_item(self, label: str, timeout: float = 30) -> None:
+        """Click the visible item of a flow's menu whose text is `label`."""
+        self.wait(
+            f"a menu item {label}",
+            lambda: self.js(
+                """
+                const label = arguments[0];
+                const item = deepAll(
+                    'ha-md-list-item, ha-list-item, mwc-list-item')
+                  .filter(visible)
+                  .find((i) => i.textContent.trim().startsWith(label));
+                if (!item) return null;
+                item.click();
+                return true;
+                """,
+                label,
+            ),
+            timeout,
+        )
+
     def switch_server_language(self, language: str, device_id: str) -> None:
         """Set Home Assistant's language, then reload the device's entry.
 
@@ -453,6 +473,7 @@ def journey(browser: Browser, demo: dict[str, str]) -> None:
     log("4. name the phonebook file in the integration's options")
     driver.get(f"{hass}/config/integrations/integration/sprecord")
     browser.click_button(("Configure",))
+    browser.click_menu_item("Events, calls and phonebook")
     browser.fill("input[name=phonebook_file]", demo["phonebook_file"])
     time.sleep(0.5)
     browser.shot("options-phonebook.png")

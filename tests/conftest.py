@@ -25,7 +25,8 @@ from syrupy.assertion import SnapshotAssertion
 import custom_components.sprecord  # noqa: F401
 from custom_components.sprecord import (
     autodial as autodial_module,
-    coordinator as coordinator_module,
+    link as link_module,
+    reconnect as reconnect_module,
 )
 from custom_components.sprecord.config_flow import account_id
 from custom_components.sprecord.const import DOMAIN
@@ -144,17 +145,17 @@ def entity_registry_enabled_by_default() -> Iterator[None]:
 @pytest.fixture
 def fast_link(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make reconnect delays short so link tests run in milliseconds."""
-    monkeypatch.setattr(coordinator_module, "BACKOFF_MIN", 0.01)
-    monkeypatch.setattr(coordinator_module, "BACKOFF_MAX", 0.05)
-    monkeypatch.setattr(coordinator_module, "BUSY_BACKOFF_MIN", 0.05)
-    monkeypatch.setattr(coordinator_module, "BUSY_BACKOFF_MAX", 0.1)
-    monkeypatch.setattr(coordinator_module, "HANDOVER", 0.3)
+    monkeypatch.setattr(reconnect_module, "BACKOFF_MIN", 0.01)
+    monkeypatch.setattr(reconnect_module, "BACKOFF_MAX", 0.05)
+    monkeypatch.setattr(reconnect_module, "BUSY_BACKOFF_MIN", 0.05)
+    monkeypatch.setattr(reconnect_module, "BUSY_BACKOFF_MAX", 0.1)
+    monkeypatch.setattr(link_module, "HANDOVER", 0.3)
 
 
 @pytest.fixture
 def patient_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     """Never time the stream out (for tests that move a frozen clock by hours)."""
-    monkeypatch.setattr(coordinator_module, "STREAM_READ_TIMEOUT", 30 * 86400.0)
+    monkeypatch.setattr(link_module, "STREAM_READ_TIMEOUT", 30 * 86400.0)
 
 
 @pytest.fixture
@@ -258,10 +259,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                 f"{sum(r['sent_after'] for r in rows)} sent after"
             )
     duplicates = sum(r["duplicates"] for r in results.values())
+    shares = [
+        f"{server.replace('_', ' ')} {r['connected_share']:.1%}"
+        for (_kind, server), r in sorted(results.items())
+        if "connected_share" in r
+    ]
     write(
         f"faults: {len(kinds)} kinds x {repetitions} repetitions"
         f"{' (' + ', '.join(fewer) + ')' if fewer else ''}, "
         f"{len(failed)} failed{' (' + ', '.join(failed) + ')' if failed else ''}; "
         + "; ".join(parts)
         + f"; duplicates: {duplicates}; max concurrent connections: {streams}"
+        + (f"; connected behind an idle cut: {', '.join(shares)}" if shares else "")
     )

@@ -14,13 +14,8 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntry
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.sprecord.config_flow import AUTODIAL_SECTION, account_id
-from custom_components.sprecord.const import (
-    CONF_CALL_TIMEOUT,
-    CONF_TRANSPORT,
-    DOMAIN,
-    TRANSPORT_SSE,
-)
+from custom_components.sprecord.config_flow import account_id
+from custom_components.sprecord.const import CONF_CALL_TIMEOUT, DOMAIN
 from emulator import SpRecordEmulator
 
 PBX_NAME = "SpRecord MiniPBX"
@@ -109,22 +104,46 @@ async def wait_for_sms(
     return result
 
 
+async def open_settings(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
+    """Open the entry's options at the settings form (from the options' menu)."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.MENU
+    return await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
+    )
+
+
 async def set_options(
     hass: HomeAssistant, entry: MockConfigEntry, addresses: dict[str, str]
 ) -> dict[str, Any]:
-    """Save the options with these local addresses (PBX name -> address)."""
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert result["type"] is FlowResultType.FORM
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {
-            CONF_TRANSPORT: TRANSPORT_SSE,
-            CONF_CALL_TIMEOUT: 180,
-            AUTODIAL_SECTION: addresses,
-        },
-    )
-    await hass.async_block_till_done()
-    return result
+    """Save these local auto-dial addresses (PBX name -> address) in the options.
+
+    As a user does: the options' menu, the PBX (picked by the name it is
+    shown under, when the entry has several), its address. Return the last
+    flow's last result.
+    """
+    result: Any = {}
+    for name, address in addresses.items():
+        result = await hass.config_entries.options.async_init(entry.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {"next_step_id": "local_autodial"}
+        )
+        if result["step_id"] == "local_autodial":
+            [selector] = result["data_schema"].schema.values()
+            [pbx] = [
+                option["value"]
+                for option in selector.config["options"]
+                if option["label"] == name
+            ]
+            result = await hass.config_entries.options.async_configure(
+                result["flow_id"], {"pbx": pbx}
+            )
+        assert result["step_id"] == "autodial_address"
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {"address": address}
+        )
+        await hass.async_block_till_done()
+    return dict(result)
 
 
 async def set_up_short_call_entry(

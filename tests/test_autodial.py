@@ -6,25 +6,24 @@ import logging
 from typing import Any
 
 from homeassistant.const import STATE_UNKNOWN
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.translation import async_get_translations
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.sprecord import autodial as autodial_module
-from custom_components.sprecord.autodial import parse_address
-from custom_components.sprecord.config_flow import AUTODIAL_SECTION
-from custom_components.sprecord.const import (
-    CONF_AUTODIAL,
-    CONF_CALL_TIMEOUT,
-    CONF_TRANSPORT,
-    DOMAIN,
-    TRANSPORT_SSE,
-)
+from custom_components.sprecord.autodial import FollowedTask, parse_address
+from custom_components.sprecord.const import CONF_AUTODIAL, DOMAIN
 from custom_components.sprecord.diagnostics import async_get_config_entry_diagnostics
+from custom_components.sprecord.ids import (
+    TOPIC_AUTODIAL,
+    signal_autodial_ended,
+    signal_pbx,
+)
 from emulator import SpRecordEmulator
 from emulator.autodial import RINGING, AutoDialEmulator
 
@@ -138,6 +137,33 @@ async def test_a_task_with_two_numbers_reports_who_answered(
     assert not entry.runtime_data.coordinator.autodial[
         entry.runtime_data.coordinator.primary.unique_prefix
     ]._followed
+
+
+async def test_a_task_is_told_about_with_home_assistants_dispatcher(
+    hass: HomeAssistant, entry: MockConfigEntry, dialer: AutoDialEmulator
+) -> None:
+    prefix = entry.runtime_data.coordinator.primary.unique_prefix
+    progress: list[int | None] = []
+    ended: list[tuple[str, int]] = []
+    autodial = entry.runtime_data.coordinator.autodial[prefix]
+
+    @callback
+    def moved() -> None:
+        progress.append(autodial.current.progress if autodial.current else None)
+
+    @callback
+    def over(how: str, task: FollowedTask) -> None:
+        ended.append((how, task.task_id))
+
+    signal = signal_pbx(entry.entry_id, prefix, TOPIC_AUTODIAL)
+    async_dispatcher_connect(hass, signal, moved)
+    async_dispatcher_connect(hass, signal_autodial_ended(entry.entry_id, prefix), over)
+    response = await start(hass, entry, task="test", numbers=["+79161234567"])
+    await wait_until(lambda: ended)
+    assert ended == [("finished", response["task_id"])]
+    assert progress[0] is None  # started, no status yet
+    assert progress[-1] == 100
+    assert hass.states.get(PROGRESS).state == "100"
 
 
 async def test_pause_resume_stop_and_their_warnings(
@@ -288,6 +314,14 @@ async def test_an_unreachable_pbx_is_an_error(
     await dialer.start()
 
 
+async def open_local_autodial(hass: HomeAssistant, entry: MockConfigEntry) -> Any:
+    """Open the options' local auto-dial step; return its form."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    return await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "local_autodial"}
+    )
+
+
 async def test_the_options_check_the_address(
     hass: HomeAssistant,
     setup_entry: MockConfigEntry,
@@ -295,7 +329,7 @@ async def test_the_options_check_the_address(
     emulator: SpRecordEmulator,
 ) -> None:
     result = await set_options(hass, setup_entry, {PBX_NAME: "not an address"})
-    assert result["errors"] == {"base": "autodial_invalid_address"}
+    assert result["errors"] == {"address": "autodial_invalid_address"}
     assert result["description_placeholders"]["pbx"] == PBX_NAME
     # The cloud emulator answers HTTP, but not as the auto-dial API.
     result = await set_options(hass, setup_entry, {PBX_NAME: emulator.url[7:]})
@@ -307,10 +341,11 @@ async def test_the_options_check_the_address(
     prefix = setup_entry.runtime_data.coordinator.primary.unique_prefix
     assert setup_entry.options[CONF_AUTODIAL] == {prefix: address}
     assert hass.states.get(PROGRESS) is not None
-    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
-    section = result["data_schema"].schema[AUTODIAL_SECTION]
-    [field] = section.schema.schema
-    assert (str(field), field.description["suggested_value"]) == (PBX_NAME, address)
+    result = await open_local_autodial(hass, setup_entry)
+    assert result["step_id"] == "autodial_address"  # one PBX: nothing to pick
+    [field] = result["data_schema"].schema
+    assert (str(field), field.description["suggested_value"]) == ("address", address)
+    hass.config_entries.options.async_abort(result["flow_id"])
     result = await set_options(hass, setup_entry, {PBX_NAME: ""})
     assert CONF_AUTODIAL not in setup_entry.options
 
@@ -326,7 +361,7 @@ async def test_the_address_is_redacted(
 async def test_two_pbxs_of_one_name_are_told_apart(
     hass: HomeAssistant, setup_entry: MockConfigEntry, dialer: AutoDialEmulator
 ) -> None:
-    """The user named both offices' PBX alike: the form still has two fields."""
+    """The user named both offices' PBX alike: the pick still offers two."""
     registry = dr.async_get(hass)
     second = registry.async_get_or_create(
         config_entry_id=setup_entry.entry_id,
@@ -334,16 +369,16 @@ async def test_two_pbxs_of_one_name_are_told_apart(
         name="Second office",
     )
     registry.async_update_device(second.id, name_by_user=PBX_NAME)
-    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
-    section = result["data_schema"].schema[AUTODIAL_SECTION]
-    assert [str(k) for k in section.schema.schema] == [PBX_NAME, f"{PBX_NAME} (2)"]
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {
-            CONF_TRANSPORT: TRANSPORT_SSE,
-            CONF_CALL_TIMEOUT: 180,
-            AUTODIAL_SECTION: {f"{PBX_NAME} (2)": f"127.0.0.1:{dialer.port}"},
-        },
+    result = await open_local_autodial(hass, setup_entry)
+    assert result["step_id"] == "local_autodial"
+    [selector] = result["data_schema"].schema.values()
+    assert [(o["value"], o["label"]) for o in selector.config["options"]] == [
+        (str(setup_entry.unique_id), PBX_NAME),
+        (f"{setup_entry.unique_id}_pbx_second", f"{PBX_NAME} (2)"),
+    ]
+    hass.config_entries.options.async_abort(result["flow_id"])
+    result = await set_options(
+        hass, setup_entry, {f"{PBX_NAME} (2)": f"127.0.0.1:{dialer.port}"}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"][CONF_AUTODIAL] == {
@@ -360,6 +395,8 @@ async def test_the_form_lists_pbxs_not_their_lines(
     await wait_until(lambda: hass.states.get("sensor.line_gsm1_state") is not None)
     registry = dr.async_get(hass)
     assert len(dr.async_entries_for_config_entry(registry, setup_entry.entry_id)) == 2
-    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
-    section = result["data_schema"].schema[AUTODIAL_SECTION]
-    assert [str(k) for k in section.schema.schema] == [PBX_NAME]
+    # One PBX (its line is no PBX): nothing to pick, its address is asked.
+    result = await open_local_autodial(hass, setup_entry)
+    assert result["step_id"] == "autodial_address"
+    assert result["description_placeholders"]["pbx"] == PBX_NAME
+    hass.config_entries.options.async_abort(result["flow_id"])

@@ -33,11 +33,8 @@ import custom_components.sprecord
 from custom_components.sprecord.api import CANDIDATES, SpRecordClient
 from custom_components.sprecord.config_flow import (
     ADVANCED,
-    AUTODIAL_SECTION,
-    OPTIONS_SCHEMA,
     REAUTH_SCHEMA,
     RECONFIGURE_SCHEMA,
-    REDACTED_URL,
     TITLE,
     USER_SCHEMA,
     account_id,
@@ -60,10 +57,16 @@ from custom_components.sprecord.const import (
 from custom_components.sprecord.diagnostics import (
     async_get_config_entry_diagnostics,
 )
+from custom_components.sprecord.flow_credentials import REDACTED_URL
+from custom_components.sprecord.flow_options import (
+    ADDRESS_SCHEMA,
+    OPTIONS_SCHEMA,
+    pbx_schema,
+)
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 from emulator.autodial import AutoDialEmulator
 
-from .helpers import wait_until
+from .helpers import PBX_NAME, open_settings, set_options, wait_until
 
 ROTATED_KEY = "rotated"
 """A second key of the emulator's `demo` account (the key after a rotation)."""
@@ -376,7 +379,7 @@ async def test_user_flow_timeout(
     server = await aiohttp_server(app, host="127.0.0.1")
     result = await start_user_flow(hass)
 
-    with patch("custom_components.sprecord.config_flow.VALIDATE_TIMEOUT", 0.05):
+    with patch("custom_components.sprecord.flow_credentials.VALIDATE_TIMEOUT", 0.05):
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"],
             {CONF_URL: f"http://127.0.0.1:{server.port}", CONF_API_KEY: "demo"},
@@ -395,7 +398,7 @@ async def test_user_flow_unknown_error(
     result = await start_user_flow(hass)
 
     with patch(
-        "custom_components.sprecord.config_flow.SpRecordClient.verify",
+        "custom_components.sprecord.flow_credentials.SpRecordClient.verify",
         side_effect=RuntimeError("boom"),
     ):
         result = await hass.config_entries.flow.async_configure(
@@ -695,9 +698,18 @@ async def test_options_flow(
     hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
 ) -> None:
     result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    # The options open on a menu: the entry's settings, or a PBX's address.
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "init"
+    assert result["menu_options"] == ["settings", "local_autodial"]
+    texts = STRINGS["options"]["step"]["init"]
+    assert set(texts["menu_options"]) == {"settings", "local_autodial"}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "settings"}
+    )
 
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "init"
+    assert result["step_id"] == "settings"
     assert result["data_schema"]({}) == {
         CONF_TRANSPORT: TRANSPORT_SSE,
         CONF_CALL_TIMEOUT: DEFAULT_CALL_TIMEOUT_MINUTES,
@@ -722,7 +734,7 @@ async def test_options_flow(
     assert setup_entry.state is ConfigEntryState.LOADED
     assert setup_entry.runtime_data.coordinator.options == expected
 
-    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    result = await open_settings(hass, setup_entry)
     assert suggested_values(result) == expected
     hass.config_entries.options.async_abort(result["flow_id"])
     await unload(hass, setup_entry)
@@ -737,7 +749,9 @@ async def test_options_flow(
         ("config", "user", USER_SCHEMA),
         ("config", "reauth_confirm", REAUTH_SCHEMA),
         ("config", "reconfigure", RECONFIGURE_SCHEMA),
-        ("options", "init", OPTIONS_SCHEMA),
+        ("options", "settings", OPTIONS_SCHEMA),
+        ("options", "local_autodial", pbx_schema({"id": "PBX"})),
+        ("options", "autodial_address", ADDRESS_SCHEMA),
     ],
 )
 def test_every_field_is_described(part: str, step: str, schema: vol.Schema) -> None:
@@ -825,7 +839,7 @@ async def test_the_way_the_key_is_sent_is_found_out(
     await wait_until(lambda: emulator.open_streams() == 1)
     rejected = emulator.stats.rejected_auth
     emulator.emit("startup")
-    stats = entry.runtime_data.coordinator.stats
+    stats = entry.runtime_data.link.stats
     await wait_until(lambda: stats.events_by_type["startup"] == 1)
     assert emulator.stats.rejected_auth == rejected
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
@@ -976,30 +990,117 @@ def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
     assert without_userinfo(url) == shown
 
 
-# --- saved auto-dial addresses ---------------------------------------------
-
-
-def pbx_label(hass: HomeAssistant, entry: MockConfigEntry) -> str:
-    """Return the name the options form gives the entry's one PBX."""
-    registry = dr.async_get(hass)
-    [device] = [
-        device
-        for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
-        if device.via_device_id is None
-    ]
-    assert device.name is not None
-    return device.name
+# --- local auto-dial addresses ---------------------------------------------
 
 
 async def save_options(
     hass: HomeAssistant, entry: MockConfigEntry, user_input: dict[str, Any]
 ) -> FlowResult:
-    """Open the options and submit `user_input`; return the flow's result."""
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    """Open the settings and submit `user_input`; return the flow's result."""
+    result = await open_settings(hass, entry)
     assert result["type"] is FlowResultType.FORM
     return await hass.config_entries.options.async_configure(
         result["flow_id"], user_input
     )
+
+
+async def open_local_autodial(
+    hass: HomeAssistant, entry: MockConfigEntry
+) -> FlowResult:
+    """Open the options' local auto-dial item; return what it shows."""
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    return await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "local_autodial"}
+    )
+
+
+def pbx_choices(result: FlowResult) -> list[tuple[str, str]]:
+    """Return the PBXs a pick offers: (value, label)."""
+    [selector] = result["data_schema"].schema.values()
+    return [(option["value"], option["label"]) for option in selector.config["options"]]
+
+
+def pbx_devices(hass: HomeAssistant, entry: MockConfigEntry) -> list[dr.DeviceEntry]:
+    """Return the entry's PBX devices (not their lines)."""
+    registry = dr.async_get(hass)
+    return [
+        device
+        for device in dr.async_entries_for_config_entry(registry, entry.entry_id)
+        if device.via_device_id is None
+    ]
+
+
+async def test_a_pbx_is_picked_by_its_id_and_shown_by_its_name(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+    dialer: AutoDialEmulator,
+) -> None:
+    # The first PBX to send an event is the entry's own; then a second one.
+    emulator.emit("startup")
+    emulator.emit("startup", device_id=emulator.add_pbx())
+    await wait_until(lambda: len(pbx_devices(hass, setup_entry)) == 2)
+    first, second = pbx_devices(hass, setup_entry)
+    [(_, first_id)] = first.identifiers
+    [(_, second_id)] = second.identifiers
+    registry = dr.async_get(hass)
+    registry.async_update_device(second.id, name_by_user="Second office")
+
+    # Two PBXs: the pick offers each by its device's name; the value is its id.
+    result = await open_local_autodial(hass, setup_entry)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "local_autodial"
+    assert pbx_choices(result) == [
+        (first_id, PBX_NAME),
+        (second_id, "Second office"),
+    ]
+    with pytest.raises(InvalidData):
+        await hass.config_entries.options.async_configure(
+            result["flow_id"], {"pbx": "Second office"}
+        )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"pbx": second_id}
+    )
+    assert result["step_id"] == "autodial_address"
+    assert result["description_placeholders"] == {
+        "pbx": "Second office",
+        "address": "",
+    }
+    assert suggested_values(result) == {}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"address": "not an address"}
+    )
+    assert result["errors"] == {"address": "autodial_invalid_address"}
+    assert result["description_placeholders"] == {
+        "pbx": "Second office",
+        "address": "not an address",
+    }
+    assert suggested_values(result) == {"address": "not an address"}
+    address = f"127.0.0.1:{dialer.port}"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"address": address}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert setup_entry.options == {CONF_AUTODIAL: {second_id: address}}
+
+    # Renamed: the pick shows the new name, the address is still the PBX's.
+    registry.async_update_device(second.id, name_by_user="Warehouse")
+    result = await open_local_autodial(hass, setup_entry)
+    assert pbx_choices(result) == [(first_id, PBX_NAME), (second_id, "Warehouse")]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"pbx": second_id}
+    )
+    assert result["description_placeholders"]["pbx"] == "Warehouse"
+    assert suggested_values(result) == {"address": address}
+    # Emptied: the address goes, and with it the option.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"address": " "}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert setup_entry.options == {}
+    await unload(hass, setup_entry)
 
 
 async def test_a_saved_address_of_a_pbx_that_is_off_does_not_block_the_options(
@@ -1008,49 +1109,42 @@ async def test_a_saved_address_of_a_pbx_that_is_off_does_not_block_the_options(
     setup_entry: MockConfigEntry,
     dialer: AutoDialEmulator,
 ) -> None:
-    label = pbx_label(hass, setup_entry)
     address = f"127.0.0.1:{dialer.port}"
-    result = await save_options(
-        hass,
-        setup_entry,
-        {
-            CONF_TRANSPORT: TRANSPORT_SSE,
-            CONF_CALL_TIMEOUT: 180,
-            AUTODIAL_SECTION: {label: address},
-        },
-    )
+    result = await set_options(hass, setup_entry, {PBX_NAME: address})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    await hass.async_block_till_done()
     prefix = setup_entry.runtime_data.coordinator.primary.unique_prefix
     assert setup_entry.options[CONF_AUTODIAL] == {prefix: address}
     checks = dialer.stats.requests
     await dialer.stop()  # the PBX is switched off
 
     # A changed address is checked: unreachable, it is refused.
+    # The cloud emulator answers HTTP, but not as the auto-dial API.
+    elsewhere = emulator.url.removeprefix("http://")
+    result = await set_options(hass, setup_entry, {PBX_NAME: elsewhere})
+    assert result["errors"] == {"base": "autodial_unreachable"}
+    assert result["description_placeholders"] == {
+        "pbx": PBX_NAME,
+        "address": elsewhere,
+    }
+    # The saved address, given again, is not checked: it is kept.
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"address": f" {address} "}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert setup_entry.options[CONF_AUTODIAL] == {prefix: address}
+    # The other options save, and keep the address, unchecked.
+    await hass.async_add_executor_job(
+        Path(hass.config.path("contacts.vcf")).write_text,
+        "BEGIN:VCARD\nVERSION:3.0\nFN:Mum\nTEL:+79161234567\nEND:VCARD\n",
+        "utf-8",
+    )
     result = await save_options(
         hass,
         setup_entry,
         {
             CONF_TRANSPORT: TRANSPORT_SSE,
             CONF_CALL_TIMEOUT: 60,
-            # The cloud emulator answers HTTP, but not as the auto-dial API.
-            AUTODIAL_SECTION: {label: emulator.url.removeprefix("http://")},
-        },
-    )
-    assert result["errors"] == {"base": "autodial_unreachable"}
-    # The saved address, unchanged, is not checked: the other options save.
-    await hass.async_add_executor_job(
-        Path(hass.config.path("contacts.vcf")).write_text,
-        "BEGIN:VCARD\nVERSION:3.0\nFN:Mum\nTEL:+79161234567\nEND:VCARD\n",
-        "utf-8",
-    )
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {
-            CONF_TRANSPORT: TRANSPORT_SSE,
-            CONF_CALL_TIMEOUT: 60,
             CONF_PHONEBOOK_FILE: "contacts.vcf",
-            AUTODIAL_SECTION: {label: f" {address} "},
         },
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -1063,6 +1157,28 @@ async def test_a_saved_address_of_a_pbx_that_is_off_does_not_block_the_options(
     }
     assert dialer.stats.requests == checks
     await unload(hass, setup_entry)
+
+
+async def test_an_entry_without_a_pbx_has_no_address_to_set(
+    hass: HomeAssistant, config_entry: MockConfigEntry
+) -> None:
+    """Never set up, the entry knows no PBX yet; its settings still save."""
+    config_entry.add_to_hass(hass)
+    result = await open_local_autodial(hass, config_entry)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_pbxs"
+    assert "sends an event" in STRINGS["options"]["abort"]["no_pbxs"]
+
+    result = await save_options(
+        hass, config_entry, {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 30}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert config_entry.options == {
+        CONF_TRANSPORT: TRANSPORT_SSE,
+        CONF_CALL_TIMEOUT: 30,
+    }
+    # The newest Home Assistant loads an entry whose options were saved.
+    await unload(hass, config_entry)
 
 
 # --- the webhook replaces the account's hook ----------------------------------
@@ -1109,7 +1225,7 @@ async def test_turning_the_webhook_on_asks_first(
         result["flow_id"], {"next_step_id": "webhook_back"}
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "init"
+    assert result["step_id"] == "settings"
     assert result["errors"] == {}
     assert suggested_values(result) == wanted
     await hass.async_block_till_done()

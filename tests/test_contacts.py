@@ -31,7 +31,7 @@ from custom_components.sprecord.const import (
 from custom_components.sprecord.diagnostics import async_get_config_entry_diagnostics
 from emulator import SpRecordEmulator
 
-from .helpers import wait_for_sms, wait_for_state, wait_until
+from .helpers import open_settings, wait_for_sms, wait_for_state, wait_until
 from .test_logbook import describer
 from .test_states import CALL_STATE, call, end
 
@@ -106,7 +106,7 @@ async def use_file(
     hass: HomeAssistant, entry: MockConfigEntry, name: str
 ) -> dict[str, Any]:
     """Name a phonebook file in the options; return the flow's last result."""
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await open_settings(hass, entry)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {
@@ -358,7 +358,7 @@ async def test_the_issue_is_in_the_users_language(
     path = copy_to_config(hass, FILES / "three.vcf", "contacts.csv")
     path.write_text("Телефон\n+79161234567\n")
     await use_file(hass, entry, "contacts.csv")
-    result = await hass.config_entries.options.async_init(entry.entry_id)
+    result = await open_settings(hass, entry)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {

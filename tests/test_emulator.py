@@ -461,6 +461,9 @@ async def test_control_raw_drop_stall(
         ("/_emulator/stream_behaviour", {"keepalive_style": "whistle"}),
         ("/_emulator/stream_behaviour", {"keepalive_style": 1}),
         ("/_emulator/stream_behaviour", {"replay": "no"}),
+        ("/_emulator/idle_cut", {"seconds": "55"}),
+        ("/_emulator/idle_cut", {"seconds": True}),
+        ("/_emulator/idle_cut", {"seconds": -1}),
     ],
 )
 async def test_control_rejects_bad_requests(
@@ -544,6 +547,132 @@ async def test_keepalives_and_resuming_are_set_at_run_time(
     emulator.emit("startup")
     async with http.get("/sys/events", headers={**AUTH, "Last-Event-ID": "0"}) as r:
         assert b"startup" not in await r.content.readany()  # nothing resumed
+
+
+# --- an idle-cutting proxy in front ---------------------------------------------
+
+
+async def test_idle_cut_ends_a_silent_stream_cleanly(socket_enabled: None) -> None:
+    """Like a proxy's end of a response: the body ends, the connection is fine."""
+    emulator = SpRecordEmulator(keepalive=0, idle_cut=0.05)
+    await emulator.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{emulator.url}/sys/events", headers=AUTH) as response,
+        ):
+            assert response.status == 200
+            async with asyncio.timeout(2):
+                assert await response.content.read() == b""
+            assert response.content.at_eof()
+        await wait_for(lambda: emulator.open_streams() == 0)
+        assert emulator.stats.idle_cuts == 1
+        assert emulator.state()["idle_cut"] == 0.05
+        assert emulator.state()["stats"]["idle_cuts"] == 1
+    finally:
+        await emulator.stop()
+
+
+async def test_idle_cut_counts_silence_from_the_last_event(
+    socket_enabled: None,
+) -> None:
+    """Every event sent restarts the silence: the cut comes after the last one."""
+    emulator = SpRecordEmulator(keepalive=0, idle_cut=0.05)
+    await emulator.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{emulator.url}/sys/events", headers=AUTH) as response,
+        ):
+            await wait_for(lambda: emulator.open_streams() == 1)
+            emulator.emit("startup")
+            assert (await read_frames(response, 1)).startswith(b"id: 1\r\n")
+            assert emulator.stats.idle_cuts == 0
+            async with asyncio.timeout(2):
+                assert await response.content.read() == b""
+        assert emulator.stats.idle_cuts == 1
+    finally:
+        await emulator.stop()
+
+
+async def test_idle_cut_spares_a_stream_with_keepalives(socket_enabled: None) -> None:
+    """Keep-alives more often than the cut keep the stream, however late."""
+    emulator = SpRecordEmulator(keepalive=0.01, idle_cut=0.03)
+    await emulator.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{emulator.url}/sys/events", headers=AUTH) as response,
+        ):
+            data = await read_frames(response, 10)
+            assert data.count(b": ping\r\n\r\n") >= 10
+            assert emulator.open_streams() == 1
+        assert emulator.stats.idle_cuts == 0
+    finally:
+        await emulator.stop()
+
+
+async def test_idle_cut_reconnects_resume(socket_enabled: None) -> None:
+    """Cut, reconnect with `Last-Event-ID`: what came meanwhile is replayed."""
+    emulator = SpRecordEmulator(keepalive=0, idle_cut=0.05)
+    await emulator.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = f"{emulator.url}/sys/events"
+            async with session.get(url, headers=AUTH) as response:
+                await wait_for(lambda: emulator.open_streams() == 1)
+                emulator.emit("startup")
+                data = await response.content.read()  # the event, then the cut
+                assert data.startswith(b"id: 1\r\n")
+                assert data.endswith(b"\r\n\r\n")
+            emulator.emit("incoming_sms", {"sms_src": "+7"})
+            headers = {**AUTH, "Last-Event-ID": "1"}
+            async with session.get(url, headers=headers) as response:
+                assert (await response.content.read()).startswith(b"id: 2\r\n")
+        assert emulator.stats.idle_cuts == 2
+        assert emulator.stats.connects == 2
+    finally:
+        await emulator.stop()
+
+
+async def test_control_sets_and_clears_the_idle_cut(
+    emulator: SpRecordEmulator, http: aiohttp.ClientSession
+) -> None:
+    assert emulator.state()["idle_cut"] is None
+    async with http.post("/_emulator/idle_cut", json={"seconds": 0.05}) as r:
+        assert await r.json() == {"idle_cut": 0.05}
+    async with http.get("/_emulator/state") as r:
+        assert (await r.json())["idle_cut"] == 0.05
+    async with http.get("/sys/events", headers=AUTH) as stream:
+        assert await stream.content.read() == b""  # cut
+    async with http.get("/_emulator/state") as r:
+        assert (await r.json())["stats"]["idle_cuts"] == 1
+    async with http.delete("/_emulator/idle_cut") as r:
+        assert await r.json() == {"idle_cut": None}
+    assert emulator.idle_cut is None
+    async with http.post("/_emulator/idle_cut", json={"seconds": 55}) as r:
+        assert await r.json() == {"idle_cut": 55}
+    async with http.post("/_emulator/idle_cut", json={"seconds": 0}) as r:
+        assert await r.json() == {"idle_cut": None}
+    async with http.post("/_emulator/idle_cut", json={"seconds": None}) as r:
+        assert await r.json() == {"idle_cut": None}
+    with pytest.raises(ValueError, match="idle_cut"):
+        emulator.set_idle_cut(-1)
+
+
+def test_connected_seconds_counts_overlaps_once() -> None:
+    emulator = SpRecordEmulator()
+    emulator.stream_spans.extend(
+        [
+            ("demo", 0.0, 2.0),
+            ("demo", 1.0, 3.0),
+            ("other", 2.5, 4.0),
+            ("demo", 5.0, 6.0),
+        ]
+    )
+    assert emulator.connected_seconds(0.5, 5.5) == 2.5 + 1.0 + 0.5
+    assert emulator.connected_seconds(0.5, 5.5, key="demo") == 2.5 + 0.5
+    assert emulator.connected_seconds(3.0, 5.0, key="demo") == 0.0
 
 
 async def test_control_scenario_plays_and_stops(
@@ -728,7 +857,15 @@ def test_cli_arguments() -> None:
     assert args.scenario == "office"
     assert args.keepalive == 15.0
     assert args.pbxs == 1
+    assert args.idle_cut == 0.0
     assert _parser().parse_args(["--pbxs", "3"]).pbxs == 3
+    assert _parser().parse_args(["--idle-cut", "55"]).idle_cut == 55.0
+
+
+def test_cli_idle_cut_must_not_be_negative(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--idle-cut", "-1"])
+    assert "--idle-cut" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("pbxs", ["0", "-1", "two"])
@@ -744,7 +881,10 @@ async def test_cli_serves_until_a_signal(
     socket_enabled: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = _parser().parse_args(
-        ["--port", "0", "--scenario", "office", "--speed", "100", "--seed", "1"]
+        [
+            *("--port", "0", "--scenario", "office", "--speed", "100"),
+            *("--seed", "1", "--idle-cut", "55"),
+        ]
     )
     task = asyncio.create_task(_serve(args))
     printed = ""
@@ -752,6 +892,7 @@ async def test_cli_serves_until_a_signal(
         while "playing" not in printed:
             printed += capsys.readouterr().out
             await asyncio.sleep(0.01)
+    assert "streams silent for 55 s are cut" in printed
     url = re.search(r"on (http://127\.0\.0\.1:\d+)", printed)
     assert url is not None, printed
     async with aiohttp.ClientSession() as session:

@@ -6,6 +6,10 @@ server sends after recovery reaches Home Assistant exactly once, no more than
 one stream is ever open, no state sticks, and the log stays bounded (no line
 per retry). `scripts/test` runs `FAULT_REPETITIONS` (2) of each kind;
 `scripts/test --faults-full` runs 20 and prints a summary line.
+
+Two kinds run a world whose time is scaled: `idle_cut` (a proxy that ends
+silent streams, all night long) and `ha_restart_mid_call` (Home Assistant
+stops while a call rings and starts again from its storage).
 """
 
 from __future__ import annotations
@@ -14,23 +18,35 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 import itertools
 import logging
 import os
+import random
 import socket
+import time
+from types import ModuleType
 from typing import Any
 from unittest.mock import patch
 
 from aiohttp import TCPConnector
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import CONF_API_KEY
-from homeassistant.core import Event, HomeAssistant
+from homeassistant import loader
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntry, ConfigEntryState
+from homeassistant.const import CONF_API_KEY, EVENT_HOMEASSISTANT_STARTED
+from homeassistant.core import CALLBACK_TYPE, CoreState, Event, HomeAssistant
+from homeassistant.setup import async_setup_component
+from homeassistant.util.async_ import get_scheduled_timer_handles
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import async_test_home_assistant
 
-from custom_components.sprecord import coordinator as coordinator_module
-from custom_components.sprecord.const import EVENT_SPRECORD, TRANSPORT_WEBHOOK
+from custom_components.sprecord import link as link_module, reconnect
+from custom_components.sprecord.api.watch import QUIET_SILENCE
+from custom_components.sprecord.const import (
+    DOMAIN,
+    EVENT_SPRECORD,
+    TRANSPORT_WEBHOOK,
+)
 from custom_components.sprecord.webhook import MAX_BODY
 from emulator import SpRecordEmulator
 
@@ -47,6 +63,50 @@ RESULTS: dict[tuple[str, str], dict[str, Any]] = {}
 
 _call_ids = itertools.count(1000)
 
+# Where the link lives: its figures, its client and its time constants.
+LINK_MODULE: ModuleType = link_module
+"""The module of the stream's read timeout (and of the link's grace)."""
+LINK_TIME_MODULES: tuple[ModuleType, ...] = (link_module, reconnect)
+"""The modules whose time constants the reconnect loop reads."""
+
+
+def link_of(entry: ConfigEntry) -> Any:
+    """Return the entry's link: its `stats`, its `client`."""
+    return entry.runtime_data.link
+
+
+def webhook_of(entry: ConfigEntry) -> Any:
+    """Return the entry's webhook intake: its request counts."""
+    return entry.runtime_data.link.webhook
+
+
+def pbxs_of(entry: ConfigEntry) -> dict[str, Any]:
+    """Return the PBXs the entry follows, by their id."""
+    return dict(entry.runtime_data.coordinator.pbxs)
+
+
+LINK_TIMES = ("BACKOFF_MIN", "BACKOFF_MAX", "HEALTHY_STREAM_SECONDS", "LINK_GRACE")
+"""The reconnect loop's time constants, wherever they are defined."""
+REAL_LINK_TIMES = {
+    (module, name): getattr(module, name)
+    for module in LINK_TIME_MODULES
+    for name in LINK_TIMES
+    if hasattr(module, name)
+}
+"""Their values as shipped (read before any fixture shortens them)."""
+
+type Identity = tuple[str, str]
+"""An event's type and its call id (or an SMS's sender)."""
+
+
+def identity_of(event: Event) -> Identity:
+    """Return the identity of a `sprecord_event` on the bus."""
+    payload = event.data["payload"]
+    return (
+        event.data["event_type"],
+        str(payload.get("call_id", payload.get("sms_src"))),
+    )
+
 
 @dataclass
 class Harness:
@@ -54,16 +114,89 @@ class Harness:
 
     hass: HomeAssistant
     emulator: SpRecordEmulator
-    entry: MockConfigEntry
+    entry: ConfigEntry
     bus: list[Event]
     server: str
     dns_failures: int = 0
     """Name resolutions the DNS fault failed (it must have fired)."""
+    sent_by_fault: set[Identity] = field(default_factory=set)
+    """Events the fault itself sent while it held."""
+    in_gap_by_fault: set[Identity] = field(default_factory=set)
+    """Those of them sent while no stream was open (or Home Assistant down)."""
+    spells: list[tuple[float, float]] = field(default_factory=list)
+    """(seconds, seconds connected) of each quiet spell behind a proxy."""
+    lives: int = 1
+    """Home Assistant's starts: a restart makes one more."""
+    life: AbstractAsyncContextManager[HomeAssistant] | None = None
+    """The Home Assistant the harness started itself (it can stop it)."""
+    _unlisten: CALLBACK_TYPE | None = None
 
     @property
     def link(self) -> Any:
-        """Return the coordinator's link figures."""
-        return self.entry.runtime_data.coordinator.stats
+        """Return the link's figures."""
+        return link_of(self.entry).stats
+
+    def listen(self) -> None:
+        """Collect the `sprecord_event`s of the running Home Assistant."""
+        self._unlisten = self.hass.bus.async_listen(EVENT_SPRECORD, self.bus.append)
+
+    def unlisten(self) -> None:
+        """Stop collecting (its bus is going)."""
+        if self._unlisten is not None:
+            self._unlisten()
+            self._unlisten = None
+
+    async def start_home_assistant(self, entry: ConfigEntry | None = None) -> None:
+        """Start a Home Assistant of the harness's own, as at a real start.
+
+        It loads the config entries from storage and sets the integration
+        up before Home Assistant has started, then starts it. The first
+        start adds `entry` as a finished config flow does (so it is saved).
+        The registries start empty (the harness keeps none across Home
+        Assistants); the integration's own storage is the shared one.
+        """
+        life = async_test_home_assistant(initial_state=CoreState.not_running)
+        self.hass = hass = await life.__aenter__()
+        self.life = life
+        self.listen()  # what a resuming server sends at once comes during setup
+        hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)  # custom integrations
+        await hass.config_entries.async_initialize()
+        if entry is not None:
+            await hass.config_entries.async_add(entry)
+        assert await async_setup_component(hass, DOMAIN, {})
+        # Started as `hass.async_start()` does, but without its start event:
+        # as in the harness's own Home Assistant, the HTTP server (set up for
+        # `webhook`) must not listen.
+        hass.set_state(CoreState.running)
+        hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
+        await hass.async_block_till_done()
+        [self.entry] = hass.config_entries.async_entries(DOMAIN)
+        assert self.entry.state is ConfigEntryState.LOADED
+
+    async def stop_home_assistant(self) -> None:
+        """Stop the harness's Home Assistant as it stops for an update.
+
+        Entries are not unloaded (Home Assistant does not do that when it
+        stops): their tasks are cancelled, delayed saves are written in the
+        final-write stage, then the HTTP sessions close.
+        """
+        assert self.life is not None
+        self.unlisten()
+        hass = self.hass
+        await hass.async_stop()
+        await self.life.__aexit__(None, None, None)
+        self.life = None
+        # Its process would end here, and its timers with it (a call's
+        # expiry, say): they must not fire into the next Home Assistant.
+        for handle in get_scheduled_timer_handles(asyncio.get_running_loop()):
+            if _timer_hass(handle) is hass:
+                handle.cancel()
+        await asyncio.sleep(0)  # the harness forgets the stopped instance
+
+    async def restart_home_assistant(self) -> None:
+        """Start Home Assistant again after `stop_home_assistant()`."""
+        await self.start_home_assistant()
+        self.lives += 1
 
     def send_before(self) -> set[tuple[str, str]]:
         """Send a whole call before the fault (and give the stream an id)."""
@@ -76,19 +209,26 @@ class Harness:
         self.emulator.emit("call_end", end(call_id, status="success"))
         return {("incoming_call", str(call_id)), ("call_end", str(call_id))}
 
-    def delivered(self, identities: set[tuple[str, str]]) -> Counter[tuple[str, str]]:
-        """Count the bus events of `identities` (type and call id)."""
+    def delivered(self, identities: set[Identity]) -> Counter[Identity]:
+        """Count the bus events of `identities` (type and call id or sender)."""
         return Counter(
-            identity
-            for e in self.bus
-            if (
-                identity := (
-                    e.data["event_type"],
-                    str(e.data["payload"].get("call_id")),
-                )
-            )
-            in identities
+            identity for e in self.bus if (identity := identity_of(e)) in identities
         )
+
+    def send_call_or_sms(self, sms: bool) -> set[Identity]:
+        """Send a whole call, or an SMS; return the identities sent."""
+        if sms:
+            marker = f"sms-{next(_call_ids)}"
+            # The sender is the marker: the bus event carries no SMS text.
+            self.emulator.emit(
+                "incoming_sms", {"sms_src": marker, "text": "t", "trunk": "GSM1"}
+            )
+            return {("incoming_sms", marker)}
+        return self.send_during()
+
+    def in_gap(self) -> bool:
+        """Tell whether an event sent now finds no stream open."""
+        return self.emulator.open_streams() == 0
 
     async def recovered(self, connects_before: int) -> None:
         """Wait until a new stream is open (and it is the only one)."""
@@ -143,34 +283,54 @@ class Harness:
         return 0
 
 
+def _timer_hass(handle: asyncio.TimerHandle) -> HomeAssistant | None:
+    """Return the Home Assistant a timer was set by, when it tells."""
+    job = handle._callback  # the harness's cleanup check looks the same way
+    owner = getattr(job, "__self__", job)
+    hass = getattr(owner, "hass", None)
+    return hass if isinstance(hass, HomeAssistant) else None
+
+
 @pytest.fixture
 async def harness(
     monkeypatch: pytest.MonkeyPatch,
     hass: HomeAssistant,
     socket_enabled: None,
     fast_link: None,
+    kind: str,
     server: str,
 ) -> AsyncIterator[Harness]:
-    """Set up an entry against an emulator with fast keep-alives, short timeouts."""
-    monkeypatch.setattr(coordinator_module, "STREAM_READ_TIMEOUT", 0.4)
+    """Set up an entry against an emulator with fast keep-alives, short timeouts.
+
+    A kind that restarts Home Assistant runs in a Home Assistant the harness
+    starts and stops itself (the test's own one stays idle).
+    """
+    monkeypatch.setattr(LINK_MODULE, "STREAM_READ_TIMEOUT", 0.4)
     emulator = SpRecordEmulator(keepalive=0.05, replay=server == "resuming")
     await emulator.start()
     entry = make_entry(emulator, "sse")
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await wait_until(lambda: emulator.open_streams() == 1)
-    bus: list[Event] = []
-    unsub = hass.bus.async_listen(EVENT_SPRECORD, bus.append)
-    # A stream that has carried an event: a stream that never did has no id
-    # to resume from, so what a fault hides at once would be lost to any
-    # server (a limit of SSE, not of the server kind).
-    emulator.emit("startup")
-    await wait_until(lambda: len(bus) == 1)
-    yield Harness(hass, emulator, entry, bus, server)
-    unsub()
-    if entry.state is ConfigEntryState.LOADED:
-        assert await hass.config_entries.async_unload(entry.entry_id)
-    await emulator.stop()
+    h = Harness(hass, emulator, entry, [], server)
+    try:
+        if kind in RESTARTS:
+            await h.start_home_assistant(entry)
+        else:
+            entry.add_to_hass(hass)
+            assert await hass.config_entries.async_setup(entry.entry_id)
+            h.listen()
+        await wait_until(lambda: emulator.open_streams() == 1)
+        # A stream that has carried an event: a stream that never did has no
+        # id to resume from, so what a fault hides at once would be lost to
+        # any server (a limit of SSE, not of the server kind).
+        emulator.emit("startup")
+        await wait_until(lambda: len(h.bus) == 1)
+        yield h
+    finally:
+        h.unlisten()
+        if h.entry.state is ConfigEntryState.LOADED:
+            assert await h.hass.config_entries.async_unload(h.entry.entry_id)
+        if h.life is not None:
+            await h.stop_home_assistant()
+        await emulator.stop()
 
 
 # --- the faults ----------------------------------------------------------------
@@ -272,6 +432,93 @@ async def entry_reload_mid_call(h: Harness) -> None:
     h.emulator.emit("call_end", end(call_id))  # the end of the forgotten call
 
 
+TIME_SCALE = 0.02
+"""The scaled world of `idle_cut`: one second here is 50 s of a night."""
+IDLE_CUT = 25.0 * TIME_SCALE
+"""The proxy ends a stream silent for 25 s (some office proxies; nginx: 60 s)."""
+QUIET_SPELL = 12 * IDLE_CUT
+"""Five minutes without an event."""
+EVENT_WINDOW = 4 * IDLE_CUT
+"""Then events at random moments over a minute and a half."""
+EVENTS_AT_RANDOM = 6
+CONNECTED_SHARE_MIN = 0.9
+"""Connected at least this share of the spells. Each cut costs one connect
+(a few ms on loopback, tens on a loaded machine), which weighs 50 times
+more here than in the night it stands for (see the bench's quiet night)."""
+
+
+def scale_link_time(h: Harness) -> Callable[[], None]:
+    """Run the reconnect loop in the scaled world; return the undo.
+
+    Its time constants, as shipped, times `TIME_SCALE`: the backoff, the
+    life after which a stream counts as good, the grace before a drop is
+    shown. The server sends no keep-alives (that is why a proxy cuts it);
+    from such a server the stream's own watchdog waits its full silence.
+    """
+    saved = {key: getattr(*key) for key in REAL_LINK_TIMES}
+    for (module, name), value in REAL_LINK_TIMES.items():
+        setattr(module, name, value * TIME_SCALE)
+    watch = link_of(h.entry).client.watch
+    quiet_limit = watch.quiet_limit
+    watch.quiet_limit = QUIET_SILENCE * TIME_SCALE
+    h.emulator.set_stream_behaviour(keepalive=0)
+    h.emulator.set_idle_cut(IDLE_CUT)
+
+    def undo() -> None:
+        h.emulator.set_idle_cut(None)
+        h.emulator.set_stream_behaviour(keepalive=0.05)
+        watch.quiet_limit = quiet_limit
+        for (module, name), value in saved.items():
+            setattr(module, name, value)
+
+    return undo
+
+
+async def idle_cut(h: Harness) -> Callable[[], None]:
+    """A quiet spell behind a proxy that cuts silent streams; then events.
+
+    The real reconnect loop runs, its time scaled (`scale_link_time`). The
+    share of the time a stream was open is measured on the server's side;
+    events come at random moments, each looked for by its identity later.
+    """
+    undo = scale_link_time(h)
+    rng = random.Random(len(h.spells))
+    start = time.perf_counter()
+    await asyncio.sleep(QUIET_SPELL)
+    moments = sorted(rng.uniform(0, EVENT_WINDOW) for _ in range(EVENTS_AT_RANDOM))
+    for number, moment in enumerate(moments):
+        await asyncio.sleep(max(start + QUIET_SPELL + moment - time.perf_counter(), 0))
+        gap = h.in_gap()
+        sent = h.send_call_or_sms(sms=number % 2 == 1)
+        h.sent_by_fault |= sent
+        if gap:
+            h.in_gap_by_fault |= sent
+    over = start + QUIET_SPELL + EVENT_WINDOW
+    await asyncio.sleep(max(over - time.perf_counter(), 0))
+    h.spells.append((over - start, h.emulator.connected_seconds(start, over)))
+    return undo
+
+
+async def ha_restart_mid_call(h: Harness) -> None:
+    """Home Assistant stops while a call rings and starts again from storage.
+
+    While it is down, the call is answered and ends, another call comes and
+    goes, and an SMS arrives; all of them are looked for by identity later.
+    """
+    call_id = next(_call_ids)
+    h.emulator.emit("incoming_call", call(call_id))
+    await wait_until(lambda: h.hass.states.get(CALL_STATE).state == "ringing")
+    await h.stop_home_assistant()
+    await wait_until(lambda: h.emulator.open_streams() == 0)
+    h.emulator.emit("start_talk", call(call_id))
+    h.emulator.emit("call_end", end(call_id, status="success"))
+    down = {("start_talk", str(call_id)), ("call_end", str(call_id))}
+    down |= h.send_call_or_sms(sms=False) | h.send_call_or_sms(sms=True)
+    h.sent_by_fault |= down
+    h.in_gap_by_fault |= down
+    await h.restart_home_assistant()
+
+
 async def burst_10000(h: Harness) -> None:
     """Ten thousand events at once: all of them, each once.
 
@@ -288,7 +535,7 @@ async def burst_10000(h: Harness) -> None:
     loop.set_debug(False)
     # The harness's 0.4 s watchdog is for the stall; a busy shared loop may
     # leave a read waiting that long, which is no fault of the stream.
-    watch = h.entry.runtime_data.coordinator.client.watch
+    watch = link_of(h.entry).client.watch
     quiet, watch.quiet_limit = watch.quiet_limit, 30.0
     try:
         for n in range(5000):
@@ -326,9 +573,19 @@ FAULTS: dict[str, Fault] = {
     "dns_failure": dns_failure,
     "entry_reload_mid_call": entry_reload_mid_call,
     "burst_10000": burst_10000,
+    "idle_cut": idle_cut,
+    "ha_restart_mid_call": ha_restart_mid_call,
 }
 STREAM_KEEPS = {"garbage_bytes", "truncated_utf8", "burst_10000"}
 """Faults the stream survives without reconnecting."""
+RESTARTS = {"ha_restart_mid_call"}
+"""Faults that stop Home Assistant and start it again."""
+LONG: dict[str, tuple[int, int | None]] = {
+    "burst_10000": (1, None),
+    "idle_cut": (1, 3),
+}
+"""Faults that take long: their repetitions below 20 (the quick run), and
+the most they get in any run (a quiet spell takes seconds)."""
 
 
 @dataclass
@@ -340,7 +597,9 @@ class Before:
     rejected_auth: int
     rejected_forced: int
     dns_failures: int
-    coordinator: Any
+    idle_cuts: int
+    lives: int
+    runtime: Any
 
 
 def before(h: Harness) -> Before:
@@ -351,7 +610,9 @@ def before(h: Harness) -> Before:
         h.emulator.stats.rejected_auth,
         h.emulator.stats.rejected_forced,
         h.dns_failures,
-        h.entry.runtime_data.coordinator,
+        h.emulator.stats.idle_cuts,
+        h.lives,
+        h.entry.runtime_data,
     )
 
 
@@ -375,10 +636,16 @@ PROOFS: dict[str, Callable[[Harness, Before], bool]] = {
     "http_503": lambda h, b: h.emulator.stats.rejected_forced > b.rejected_forced,
     "server_restart": _dropped,
     "dns_failure": lambda h, b: h.dns_failures > b.dns_failures,
-    "entry_reload_mid_call": lambda h, b: (
-        h.entry.runtime_data.coordinator is not b.coordinator
-    ),
+    "entry_reload_mid_call": lambda h, b: h.entry.runtime_data is not b.runtime,
     "burst_10000": lambda _h, _b: True,  # its own body counts the 10,000
+    # Cut again and again: at least once a quiet spell's worth of cuts.
+    "idle_cut": lambda h, b: (
+        h.emulator.stats.idle_cuts - b.idle_cuts >= QUIET_SPELL // IDLE_CUT // 2
+    ),
+    # Another Home Assistant, whose entry was read from storage.
+    "ha_restart_mid_call": lambda h, b: (
+        h.lives > b.lives and h.entry.runtime_data is not b.runtime
+    ),
 }
 """How each fault shows that it really happened."""
 
@@ -404,7 +671,11 @@ async def test_fault(
     """
     caplog.set_level(logging.INFO, logger="custom_components.sprecord")
     emulator = harness.emulator
-    repetitions = 1 if kind == "burst_10000" and REPETITIONS < 20 else REPETITIONS
+    repetitions = REPETITIONS
+    if kind in LONG:
+        quick, most = LONG[kind]
+        repetitions = min(quick, REPETITIONS) if REPETITIONS < 20 else REPETITIONS
+        repetitions = min(repetitions, most or repetitions)
     figures: dict[str, Any] = {
         "repetitions": 0,
         "sent_before": 0,
@@ -434,7 +705,9 @@ async def test_fault(
             sent = harness.send_during()
             during |= sent
             figures["sent_during"] += len(sent)
-            if kind not in STREAM_KEEPS and emulator.stats.connects == connects:
+            if kind not in STREAM_KEEPS and (
+                emulator.stats.connects == connects or harness.in_gap()
+            ):
                 # No new stream yet: these are sent inside the reconnect gap.
                 in_gap |= sent
                 figures["sent_in_gap"] += len(sent)
@@ -450,6 +723,11 @@ async def test_fault(
         figures["faults_seen"] += PROOFS[kind](harness, taken)
         figures["reconnects"] += emulator.stats.connects - connects
         figures["repetitions"] += 1
+    # What the fault itself sent while it held (in its gaps, or not).
+    during |= harness.sent_by_fault
+    in_gap |= harness.in_gap_by_fault
+    figures["sent_during"] += len(harness.sent_by_fault)
+    figures["sent_in_gap"] += len(harness.in_gap_by_fault)
     seen = harness.delivered(during)
     lost = during - set(seen)
     figures["lost_during"] = len(lost)
@@ -458,6 +736,16 @@ async def test_fault(
     figures["duplicates"] += sum(
         count - 1 for count in harness.delivered(sent_before).values()
     )
+    if harness.spells:
+        spell = sum(seconds for seconds, _ in harness.spells)
+        share = sum(connected for _, connected in harness.spells) / spell
+        figures["connected_share"] = share
+        assert share >= CONNECTED_SHARE_MIN, (
+            f"connected {share:.1%} of {spell / TIME_SCALE:.0f} s of quiet spells "
+            f"behind a proxy cutting after {IDLE_CUT / TIME_SCALE:.0f} s "
+            f"(scaled 1:{1 / TIME_SCALE:.0f}); of {len(harness.sent_by_fault)} "
+            f"events sent at random moments, {len(lost & harness.sent_by_fault)} lost"
+        )
     assert figures["faults_seen"] == repetitions, "the fault did not happen"
     if kind in STREAM_KEEPS:
         assert figures["reconnects"] == 0
@@ -466,7 +754,7 @@ async def test_fault(
     assert figures["lost_after"] == 0
     assert figures["duplicates"] == 0
     if server == "resuming":
-        assert not lost
+        assert not lost, f"lost {len(lost)} of {len(during)}: {sorted(lost)}"
     else:
         # Without resuming, only what was sent inside the gap may be lost.
         assert lost <= in_gap
@@ -542,12 +830,12 @@ async def test_fault_webhook_bodies(
     )
     figures["lost_after"] = sum(1 for c in sent if c not in delivered)
     figures["duplicates"] = sum(n - 1 for n in delivered.values())
-    figures["faults_seen"] = entry.runtime_data.coordinator.webhook.bad_requests // 2
+    figures["faults_seen"] = webhook_of(entry).bad_requests // 2
     assert figures["lost_after"] == 0
     assert figures["duplicates"] == 0
-    assert entry.runtime_data.coordinator.webhook.bad_requests == 2 * REPETITIONS
-    assert entry.runtime_data.coordinator.webhook.unknown_pbx_requests == REPETITIONS
-    assert len(entry.runtime_data.coordinator.pbxs) == 1  # ours only
+    assert webhook_of(entry).bad_requests == 2 * REPETITIONS
+    assert webhook_of(entry).unknown_pbx_requests == REPETITIONS
+    assert len(pbxs_of(entry)) == 1  # ours only
     assert {e.data["event_type"] for e in bus} == {"startup", "incoming_call"}
     assert sum(e.data["event_type"] == "startup" for e in bus) == 1
     assert await hass.config_entries.async_unload(entry.entry_id)

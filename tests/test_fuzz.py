@@ -655,13 +655,14 @@ async def test_webhook_answers_arbitrary_bodies_without_errors(
     assert len(bodies) >= 250
     random.Random(0).shuffle(bodies)  # mix the kinds (always the same order)
     coordinator = hook_entry.runtime_data.coordinator
+    link = hook_entry.runtime_data.link
     # The entry learnt its PBX's id from the verification of its own
     # subscription; events of other ids are dropped (200 all the same).
     assert hook_entry.data.get(CONF_DEVICE_ID) == DEFAULT_DEVICE_ID
 
-    stats = coordinator.stats
+    stats = link.stats
     taken = stats.events_by_transport["webhook"]
-    refused = coordinator.webhook.bad_requests
+    refused = link.webhook.bad_requests
     dropped = 0
     for kind, body in bodies:
         response = await post(ha_url, body)
@@ -682,8 +683,8 @@ async def test_webhook_answers_arbitrary_bodies_without_errors(
         await hass.async_block_till_done()
         assert not _errors(caplog), (kind, body[:200])
         assert hook_entry.state is ConfigEntryState.LOADED
-    assert coordinator.webhook.bad_requests == refused
-    assert coordinator.webhook.unknown_pbx_requests == dropped >= 30
+    assert link.webhook.bad_requests == refused
+    assert link.webhook.unknown_pbx_requests == dropped >= 30
     assert list(coordinator.pbxs) == [DEFAULT_DEVICE_ID]
     assert stats.events_by_transport["webhook"] == taken
     assert hook_entry.data.get(CONF_DEVICE_ID) == DEFAULT_DEVICE_ID
@@ -706,4 +707,4 @@ async def test_regression_webhook_huge_integer_date_is_taken(
     response = await post(ha_url, HUGE_DATE_SMS)
     assert not _errors(caplog)
     assert response.status == 200
-    assert hook_entry.runtime_data.coordinator.webhook.bad_requests == 0
+    assert hook_entry.runtime_data.link.webhook.bad_requests == 0

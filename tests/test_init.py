@@ -24,6 +24,7 @@ from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 from .helpers import (
     device_with,
     has_device,
+    open_settings,
     remove_device,
     wait_for_sms,
     wait_for_state,
@@ -118,9 +119,7 @@ async def test_pbx_id_is_learned_from_the_first_event(
     await wait_until(lambda: setup_entry.data.get(CONF_DEVICE_ID) == DEFAULT_DEVICE_ID)
     emulator.emit("startup")  # the same id: nothing to update, no reload
     await wait_until(
-        lambda: (
-            setup_entry.runtime_data.coordinator.stats.events_by_type["startup"] == 2
-        )
+        lambda: setup_entry.runtime_data.link.stats.events_by_type["startup"] == 2
     )
     assert emulator.stats.connects == 1
 
@@ -128,7 +127,7 @@ async def test_pbx_id_is_learned_from_the_first_event(
 async def test_options_change_reloads_with_the_new_call_timeout(
     hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
 ) -> None:
-    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    result = await open_settings(hass, setup_entry)
     await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 30}
     )
@@ -138,7 +137,7 @@ async def test_options_change_reloads_with_the_new_call_timeout(
     assert tracker.call_timeout.total_seconds() == 30 * 60
 
     # The same options again: nothing to reload.
-    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    result = await open_settings(hass, setup_entry)
     await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 30}
     )

@@ -9,14 +9,14 @@ import aiohttp
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
 )
 
-from custom_components.sprecord import coordinator as coordinator_module
+from custom_components.sprecord import link as link_module
 from custom_components.sprecord.api import EventStream, SpRecordClient
 from custom_components.sprecord.const import DOMAIN
 from emulator import SpRecordEmulator
@@ -42,7 +42,7 @@ async def test_drop_mid_event_reconnects_and_later_events_arrive(
     emulator.emit("call_end", end(1))
     await wait_for_state(hass, CALL_STATE, "idle")
     assert emulator.stats.max_open_streams == 1
-    stats = setup_entry.runtime_data.coordinator.stats
+    stats = setup_entry.runtime_data.link.stats
     assert stats.drops == 1
     assert stats.events_by_type == {"incoming_call": 1, "call_end": 1}
 
@@ -57,7 +57,7 @@ async def test_events_sent_during_a_drop_are_resumed_once(
     emulator.refuse_key("demo", refuse=False)
     emulator.emit("start_talk", call(1))  # sent while the entry reconnects
     await wait_for_state(hass, CALL_STATE, "talking")
-    stats = setup_entry.runtime_data.coordinator.stats
+    stats = setup_entry.runtime_data.link.stats
     assert stats.events_by_type == {"incoming_call": 1, "start_talk": 1}
 
 
@@ -68,7 +68,7 @@ async def test_stalled_stream_is_detected_and_replaced(
     config_entry: MockConfigEntry,
     fast_link: None,
 ) -> None:
-    monkeypatch.setattr(coordinator_module, "STREAM_READ_TIMEOUT", 0.3)
+    monkeypatch.setattr(link_module, "STREAM_READ_TIMEOUT", 0.3)
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await wait_until(lambda: emulator.open_streams() == 1)
@@ -134,7 +134,7 @@ async def test_busy_server_raises_a_repair_issue_cleared_on_recovery(
     await wait_until(
         lambda: issue_registry.async_get_issue(DOMAIN, issue_id(setup_entry)) is None
     )
-    assert setup_entry.runtime_data.coordinator.stats.busy_refusals == 3
+    assert setup_entry.runtime_data.link.stats.busy_refusals == 3
 
 
 async def test_setup_with_all_connections_taken_retries_and_clears_issue(
@@ -194,7 +194,7 @@ async def test_long_outage_is_shown_and_logged_once(
     setup_entry: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(coordinator_module, "LINK_GRACE", 0.1)
+    monkeypatch.setattr(link_module, "LINK_GRACE", 0.1)
     caplog.set_level(logging.INFO, logger="custom_components.sprecord")
     emulator.fail_streams(503, count=10_000)
     emulator.drop_streams()
@@ -226,3 +226,38 @@ async def test_unload_closes_the_stream_and_stops(
     connects = emulator.stats.connects
     await asyncio.sleep(0.1)
     assert emulator.stats.connects == connects  # no reconnect after unload
+
+
+async def test_a_stream_cut_and_reopened_at_once_writes_no_entity(
+    hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
+) -> None:
+    """Entities show `available`: a cut that does not change it is no news."""
+    entities = [
+        entry.entity_id
+        for entry in er.async_entries_for_config_entry(
+            er.async_get(hass), setup_entry.entry_id
+        )
+    ]
+    reported = {
+        entity_id: state.last_reported
+        for entity_id in entities
+        if (state := hass.states.get(entity_id)) is not None
+    }
+    assert len(reported) >= 10
+    link = setup_entry.runtime_data.link
+    emulator.drop_streams("close")
+    await wait_until(lambda: link.stats.drops == 1)
+    await wait_until(lambda: emulator.stats.connects == 2 and link.connected)
+    await hass.async_block_till_done()
+    for entity_id, last_reported in reported.items():
+        assert hass.states.get(entity_id).last_reported == last_reported
+
+
+async def test_a_stream_stopped_by_a_refused_key_is_read_no_more(
+    hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
+) -> None:
+    stream = setup_entry.runtime_data.link.stream
+    assert stream.reading
+    emulator.refuse_key("demo")
+    await wait_for_state(hass, CONNECTED, STATE_OFF)
+    await wait_until(lambda: not stream.reading)

@@ -15,7 +15,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.sprecord.const import CONF_DEVICE_ID, DOMAIN, EVENT_SPRECORD
-from custom_components.sprecord.pbx import pbx_key
+from custom_components.sprecord.ids import pbx_key
 from custom_components.sprecord.storage import STORAGE_VERSION
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 

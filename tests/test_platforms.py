@@ -67,7 +67,7 @@ async def test_entities(
     ]
     for event_type, payload in events:
         emulator.emit(event_type, payload)
-    stats = config_entry.runtime_data.coordinator.stats
+    stats = config_entry.runtime_data.link.stats
     await wait_until(lambda: sum(stats.events_by_type.values()) == len(events))
     await hass.async_block_till_done()
     # Written by hand from the traffic above, beside the snapshot: a snapshot

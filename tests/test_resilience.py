@@ -21,7 +21,7 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
 )
 
-from custom_components.sprecord import coordinator as coordinator_module
+from custom_components.sprecord import reconnect as reconnect_module
 from custom_components.sprecord.api import SpRecordClient
 from custom_components.sprecord.const import (
     DOMAIN,
@@ -68,7 +68,7 @@ async def test_both_transports_load_while_other_clients_hold_every_stream(
         await wait_for_state(hass, CALL_STATE, "ringing")
         assert hass.states.get(CALL_EVENT).state != "unavailable"
         assert hass.states.get(CONNECTED).state == "on"
-        stats = entry.runtime_data.coordinator.stats
+        stats = entry.runtime_data.link.stats
         assert stats.events_by_transport == {"webhook": 1}
         assert stats.busy_refusals >= 1
         for stream in others:
@@ -107,13 +107,14 @@ async def test_a_bug_handling_one_event_does_not_stop_the_stream(
         await wait_for_state(hass, CALL_STATE, "ringing")
     # The other listeners and entities still saw the event that broke one.
     assert hass.states.get(LAST_SMS).attributes["text"] == "boom"
-    stats = config_entry.runtime_data.coordinator.stats
+    stats = config_entry.runtime_data.link.stats
     assert stats.connects == 1  # the stream never stopped
     assert stats.drops == 0
     assert hass.states.get(CONNECTED).state == "on"
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    # Logged with its traceback (Home Assistant's dispatcher writes it out).
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any(
-        r.exc_info and "a bug in an entity" in str(r.exc_info[1]) for r in errors
+        "Traceback" in m and "RuntimeError: a bug in an entity" in m for m in errors
     )
     assert "Task exception was never retrieved" not in caplog.text
     assert await hass.config_entries.async_unload(config_entry.entry_id)
@@ -125,7 +126,7 @@ async def test_a_servers_huge_retry_is_capped(
     """`retry: 86400000` (a day) must not keep the stream away for a day."""
     emulator.emit_raw(b"retry: 86400000\n\n")
     emulator.emit("startup")
-    stats = setup_entry.runtime_data.coordinator.stats
+    stats = setup_entry.runtime_data.link.stats
     await wait_until(lambda: stats.events_by_type["startup"] == 1)
     emulator.drop_streams("close")
     await wait_until(lambda: emulator.stats.connects == 2)
@@ -148,7 +149,7 @@ async def test_events_a_resuming_server_sends_again_are_handled_once(
     await wait_until(lambda: any(e.data["event_type"] == "call_end" for e in bus))
     await hass.async_block_till_done()
     assert [e.data["payload"]["call_id"] for e in bus] == ["1", "2", "3", "4", "4"]
-    assert setup_entry.runtime_data.coordinator.stats.duplicates == 3
+    assert setup_entry.runtime_data.link.stats.duplicates == 3
     # The same ids with other content (a restarted server counts again) are new.
     emulator.restart_ids()
     emulator.emit("incoming_sms", {"sms_src": "B", "text": "new", "trunk": "GSM1"})
@@ -183,22 +184,46 @@ async def test_a_line_can_be_removed_while_the_entry_is_not_loaded(
     assert not has_device(hass, line_id)
 
 
-async def test_the_first_reconnect_after_a_good_stream_is_at_once(
+async def test_a_stream_that_lived_a_while_is_followed_at_once_every_time(
     hass: HomeAssistant,
     emulator: SpRecordEmulator,
     setup_entry: MockConfigEntry,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """No backoff before the first attempt; the second attempt has one."""
-    monkeypatch.setattr(coordinator_module, "BACKOFF_MIN", 5.0)
+    """Issue 24: a cut after a while is no failure; no wait, however often."""
+    monkeypatch.setattr(reconnect_module, "BACKOFF_MIN", 5.0)
+    # Every stream here has lived "a while" when it is cut.
+    monkeypatch.setattr(reconnect_module, "HEALTHY_STREAM_SECONDS", 0.0)
+    emulator.emit("incoming_call", call(1))
+    await wait_for_state(hass, CALL_STATE, "ringing")
+    for connects in range(2, 6):
+        emulator.drop_streams("close")
+        # Well under the backoff's least wait (half of 5 s).
+        await wait_until(lambda n=connects: emulator.stats.connects == n, timeout=1.5)
+    emulator.emit("call_end", end(1))
+    await wait_for_state(hass, CALL_STATE, "idle")
+    assert emulator.stats.max_open_streams == 1
+
+
+async def test_a_stream_that_ends_at_once_gets_the_backoff(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    config_entry: MockConfigEntry,
+    fast_link: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that closes streams on arrival gets no tight loop.
+
+    Even when the stream carried an event before it ended: a server that
+    resends its last event and closes would otherwise be a loop.
+    """
+    monkeypatch.setattr(reconnect_module, "BACKOFF_MIN", 5.0)
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await wait_until(lambda: emulator.open_streams() == 1)
     emulator.emit("incoming_call", call(1))
     await wait_for_state(hass, CALL_STATE, "ringing")
     emulator.drop_streams("close")
-    # Well under the backoff's least wait (half of 5 s).
-    await wait_until(lambda: emulator.stats.connects == 2, timeout=1.5)
-    emulator.emit("call_end", end(1))
-    await wait_for_state(hass, CALL_STATE, "idle")
-    # Again at once: no tight loop, the backoff holds this time.
-    emulator.drop_streams("close")
     with pytest.raises(TimeoutError):
-        await wait_until(lambda: emulator.stats.connects == 3, timeout=1.5)
+        await wait_until(lambda: emulator.stats.connects == 2, timeout=1.5)
+    assert await hass.config_entries.async_unload(config_entry.entry_id)

@@ -256,8 +256,8 @@ async def test_outside_error_texts_are_logged_escaped(
     ):
         assert await hass.config_entries.async_setup(entry.entry_id)
         await wait_until(lambda: "did not take the webhook" in caplog.text)
-    coordinator = entry.runtime_data.coordinator
-    coordinator.async_malformed_event(ProtocolError("bad\nERROR forged"))
+    link = entry.runtime_data.link
+    link.async_malformed_event(ProtocolError("bad\nERROR forged"))
     messages = [m for m in our_messages(caplog) if "forged" in m]
     assert len(messages) == 2
     assert all("\n" not in m and "\\nERROR forged" in m for m in messages)
@@ -296,10 +296,11 @@ async def test_twenty_forged_posts_make_no_device_and_no_entity(
     ]
     assert max(map(len, unique_ids)) < 100
     coordinator = hook_entry.runtime_data.coordinator
+    link = hook_entry.runtime_data.link
     assert list(coordinator.pbxs) == [DEFAULT_DEVICE_ID]
     assert list(coordinator.primary.tracker.lines) == []
-    assert coordinator.webhook.unknown_pbx_requests == 5
-    assert coordinator.webhook.bad_requests == 15
+    assert link.webhook.unknown_pbx_requests == 5
+    assert link.webhook.bad_requests == 15
     assert hook_entry.data[CONF_DEVICE_ID] == DEFAULT_DEVICE_ID
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len([m for m in warnings if "Dropped a webhook event" in m]) == 1
@@ -364,8 +365,8 @@ async def set_up_verified_by(
     entry.add_to_hass(hass)
     with patch.object(SpRecordClient, "subscribe_events", side_effect=subscribe):
         assert await hass.config_entries.async_setup(entry.entry_id)
-        coordinator = entry.runtime_data.coordinator
-        await wait_until(lambda: coordinator.webhook.registered)
+        link = entry.runtime_data.link
+        await wait_until(lambda: link.subscription.registered)
     return entry
 
 
@@ -474,7 +475,8 @@ async def test_an_account_is_followed_for_sixteen_pbxs_at_most(
     for number in range(1, MAX_PBXS + 3):
         emulator.emit("startup", device_id=make_device_id(number))
     coordinator = setup_entry.runtime_data.coordinator
-    await wait_until(lambda: coordinator.stats.events_by_type["startup"] == 18)
+    link = setup_entry.runtime_data.link
+    await wait_until(lambda: link.stats.events_by_type["startup"] == 18)
     await hass.async_block_till_done()
     assert len(coordinator.pbxs) == MAX_PBXS
     assert caplog.text.count("Events of more than 16 PBXs") == 1

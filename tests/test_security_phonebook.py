@@ -11,7 +11,7 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.sprecord import phonebook as phonebook_module
+from custom_components.sprecord import phonebook_vcard
 from custom_components.sprecord.const import CONF_PHONEBOOK_FILE, DOMAIN
 from custom_components.sprecord.phonebook import (
     Contact,
@@ -81,7 +81,7 @@ def test_a_codec_that_fails_on_the_bytes_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A codec the check lets through that still refuses the value's bytes.
-    monkeypatch.setattr(phonebook_module, "charset_codec", lambda _name: "idna")
+    monkeypatch.setattr(phonebook_vcard, "charset_codec", lambda _name: "idna")
     with pytest.raises(PhonebookError, match=r"^line 3: CHARSET"):
         parse_vcard(card("utf-8", "=D0=98"))
 
@@ -145,7 +145,7 @@ def test_soft_line_breaks_unfold_to_the_value(width: int) -> None:
 
 def test_unfolding_keeps_line_numbers_and_what_is_not_a_soft_break() -> None:
     lines = list(
-        phonebook_module._logical_lines(
+        phonebook_vcard._logical_lines(
             "BEGIN:VCARD\n"
             "NOTE;ENCODING=QUOTED-\n"  # folded inside the head
             " PRINTABLE:a=\n"
@@ -174,7 +174,7 @@ def test_soft_breaks_that_cut_a_whole_line_away() -> None:
     # A line of only `=` is cut to nothing; the empty line after it then
     # looks back at the line before, which no longer ends in `=`.
     text = "NOTE;ENCODING=QUOTED-PRINTABLE:a=\n=\n\nb\nX;QUOTED-PRINTABLE=\n=\n\n"
-    assert list(phonebook_module._logical_lines(text)) == [
+    assert list(phonebook_vcard._logical_lines(text)) == [
         (1, "NOTE;ENCODING=QUOTED-PRINTABLE:a"),
         (4, "b"),
         (5, "X;QUOTED-PRINTABLE"),
@@ -191,7 +191,7 @@ def test_a_megabyte_of_soft_breaks_unfolds_whole() -> None:
         "TEL:+79160000001\r\nEND:VCARD\r\n"
     )
     assert len(text) > 1_000_000
-    lines = list(phonebook_module._logical_lines(text))
+    lines = list(phonebook_vcard._logical_lines(text))
     assert [number for number, _line in lines] == [1, 2, 350_002, 350_003, 350_004]
     assert lines[1][1] == "FN;ENCODING=QUOTED-PRINTABLE:" + value
     assert parse_vcard(text)[0].name == "A" * 100

@@ -238,7 +238,7 @@ async def test_every_event_goes_on_the_bus_unknown_types_too(
     # Diagnostics count types by name, within a bound whatever the server sends.
     for number in range(40):
         emulator.emit(f"future_type_{number}")
-    stats = setup_entry.runtime_data.coordinator.stats
+    stats = setup_entry.runtime_data.link.stats
     await wait_until(lambda: sum(stats.events_by_type.values()) == 44)
     assert len(stats.events_by_type) == 33
     assert stats.events_by_type["(other types)"] == 12

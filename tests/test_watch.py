@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
-from custom_components.sprecord import coordinator as coordinator_module
+from custom_components.sprecord import link as link_module
 from custom_components.sprecord.api import SpRecordClient
 from custom_components.sprecord.api.watch import (
     KEEPALIVE_MISSES,
@@ -32,7 +32,7 @@ from custom_components.sprecord.api.watch import (
     SilenceWatch,
     enable_tcp_keepalive,
 )
-from custom_components.sprecord.coordinator import SpRecordCoordinator
+from custom_components.sprecord.link import Link
 from emulator import SpRecordEmulator
 
 from .helpers import wait_for_state, wait_until
@@ -236,10 +236,10 @@ async def test_a_stream_socket_is_probed_by_tcp_keepalive(
 # --- The integration, with time moved ---------------------------------------
 
 
-def coordinator_of(entry: MockConfigEntry) -> SpRecordCoordinator:
-    """Return the entry's coordinator."""
-    coordinator: SpRecordCoordinator = entry.runtime_data.coordinator
-    return coordinator
+def link_of(entry: MockConfigEntry) -> Link:
+    """Return the entry's link."""
+    link: Link = entry.runtime_data.link
+    return link
 
 
 def move_time(hass: HomeAssistant, seconds: float) -> None:
@@ -251,13 +251,13 @@ async def test_a_quiet_hour_without_keepalives_keeps_the_stream(
     hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
 ) -> None:
     # The `emulator` fixture is a server that never sends keep-alives.
-    coordinator = coordinator_of(setup_entry)
-    assert coordinator.client.watch.interval is None
+    link = link_of(setup_entry)
+    assert link.client.watch.interval is None
     for _ in range(6):
         move_time(hass, 600)  # an hour, ten minutes at a time
         await hass.async_block_till_done()
     assert emulator.stats.connects == 1
-    assert coordinator.stats.drops == 0
+    assert link.stats.drops == 0
     emulator.emit("incoming_call", call(1))  # the same stream still delivers
     await wait_for_state(hass, CALL_STATE, "ringing")
     assert emulator.stats.connects == 1
@@ -270,13 +270,13 @@ async def test_a_silent_peer_without_keepalives_is_left_after_the_long_limit(
     fast_link: None,
 ) -> None:
     emulator.emit("startup")  # an id to resume from
-    await wait_until(lambda: coordinator_of(setup_entry).stats.last_event is not None)
+    await wait_until(lambda: link_of(setup_entry).stats.last_event is not None)
     emulator.stall_streams()  # the socket stays; nothing comes any more
     emulator.emit("incoming_call", call(1))
-    move_time(hass, coordinator_module.STREAM_READ_TIMEOUT - 60)
+    move_time(hass, link_module.STREAM_READ_TIMEOUT - 60)
     await hass.async_block_till_done()
     assert emulator.stats.connects == 1
-    move_time(hass, coordinator_module.STREAM_READ_TIMEOUT + 1)
+    move_time(hass, link_module.STREAM_READ_TIMEOUT + 1)
     await wait_until(lambda: emulator.stats.connects == 2)
     await wait_for_state(hass, CALL_STATE, "ringing")  # resumed
     assert emulator.stats.max_open_streams == 1
@@ -291,11 +291,11 @@ async def test_a_silent_peer_that_kept_alive_is_left_after_a_few_intervals(
     emulator.set_stream_behaviour(keepalive=0.05)
     config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(config_entry.entry_id)
-    watch = coordinator_of(config_entry).client.watch
+    watch = link_of(config_entry).client.watch
     await wait_until(lambda: watch.interval is not None)
     assert watch.limit == MIN_SILENCE
     emulator.emit("startup")
-    await wait_until(lambda: coordinator_of(config_entry).stats.last_event is not None)
+    await wait_until(lambda: link_of(config_entry).stats.last_event is not None)
     emulator.stall_streams()
     emulator.emit("incoming_call", call(1))  # lost on the stalled socket...
     move_time(hass, MIN_SILENCE - 5)
@@ -318,9 +318,9 @@ async def test_a_dead_peer_found_by_the_kernel_is_reconnected(
     fast_link: None,
 ) -> None:
     emulator.emit("startup")
-    coordinator = coordinator_of(setup_entry)
-    await wait_until(lambda: coordinator.stats.last_event is not None)
-    stream = coordinator._stream
+    link = link_of(setup_entry)
+    await wait_until(lambda: link.stats.last_event is not None)
+    stream = link.stream._stream
     assert stream is not None
     assert stream.tcp_keepalive
     emulator.stall_streams()
@@ -337,5 +337,5 @@ async def test_a_dead_peer_found_by_the_kernel_is_reconnected(
     )
     await wait_until(lambda: emulator.stats.connects == 2)
     await wait_for_state(hass, CALL_STATE, "ringing")
-    assert coordinator.stats.drops == 1
+    assert link.stats.drops == 1
     assert emulator.stats.max_open_streams == 1

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 import hashlib
 import json
 import logging
+import time
 from typing import Any
 from unittest.mock import AsyncMock, patch
 
 import aiohttp
 from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import CONF_API_KEY, CONF_URL, CONF_WEBHOOK_ID
+from homeassistant.const import CONF_API_KEY, CONF_URL, CONF_WEBHOOK_ID, STATE_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.util.aiohttp import MockRequest
@@ -26,7 +27,10 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.sprecord import coordinator as coordinator_module
+from custom_components.sprecord import (
+    link as link_module,
+    webhook_subscription as subscription_module,
+)
 from custom_components.sprecord.api import SpRecordClient
 from custom_components.sprecord.config_flow import account_id
 from custom_components.sprecord.const import (
@@ -44,13 +48,15 @@ from custom_components.sprecord.const import (
 from custom_components.sprecord.diagnostics import (
     async_get_config_entry_diagnostics,
 )
-from custom_components.sprecord.webhook import EVENT_TYPES, MAX_BODY
+from custom_components.sprecord.webhook import MAX_BODY
+from custom_components.sprecord.webhook_subscription import EVENT_TYPES
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
-from .helpers import wait_for_sms, wait_for_state, wait_until
+from .helpers import open_settings, wait_for_sms, wait_for_state, wait_until
 from .test_states import CALL_STATE, LAST_SMS, call, end
 
 WEBHOOK_ID = "a1" * 32
+CONNECTED = "binary_sensor.sprecord_minipbx_cloud_connection"
 
 
 def make_entry(emulator: SpRecordEmulator, transport: str) -> MockConfigEntry:
@@ -171,10 +177,10 @@ async def test_handshake_registers_the_hook_and_events_arrive_by_post(
     await wait_for_state(hass, CALL_STATE, "ringing")
     emulator.emit("call_end", end(1))
     await wait_for_state(hass, CALL_STATE, "idle")
-    coordinator = hook_entry.runtime_data.coordinator
-    assert coordinator.stats.events_by_transport == {"webhook": 2}
-    assert coordinator.webhook is not None
-    assert coordinator.webhook.registered
+    link = hook_entry.runtime_data.link
+    assert link.stats.events_by_transport == {"webhook": 2}
+    assert link.webhook is not None
+    assert link.subscription.registered
     assert (
         hass.states.get("binary_sensor.sprecord_minipbx_cloud_connection").state == "on"
     )
@@ -192,7 +198,7 @@ async def test_both_transports_deliver_200_events_exactly_once(
         emulator.emit("incoming_call", call(number, trunk=f"GSM{number % 2 + 1}"))
         emulator.emit("call_end", end(number, duration=number))
     await emulator.hooks.drain()
-    stats = hook_entry.runtime_data.coordinator.stats
+    stats = hook_entry.runtime_data.link.stats
     await wait_until(lambda: stats.events_by_transport["sse"] == 200)
     await wait_until(lambda: stats.events_by_transport["webhook"] == 200)
     await hass.async_block_till_done()
@@ -228,7 +234,7 @@ async def test_bad_bodies_get_400_and_one_log_line(
     ours = [r for r in caplog.records if "Refused a webhook request" in r.getMessage()]
     assert [r.levelname for r in ours] == ["WARNING", "DEBUG", "DEBUG"]
     assert not [r for r in caplog.records if r.exc_info]
-    assert hook_entry.runtime_data.coordinator.webhook.bad_requests == 3
+    assert hook_entry.runtime_data.link.webhook.bad_requests == 3
 
 
 async def test_body_announced_too_large_is_refused_unread(
@@ -261,8 +267,9 @@ async def test_a_post_of_another_pbx_is_dropped_not_followed(
     assert bus == []
     assert hass.states.get("sensor.sprecord_minipbx_2_call_state") is None
     coordinator = hook_entry.runtime_data.coordinator
+    link = hook_entry.runtime_data.link
     assert list(coordinator.pbxs) == [DEFAULT_DEVICE_ID]
-    assert coordinator.webhook.unknown_pbx_requests == 3
+    assert link.webhook.unknown_pbx_requests == 3
     assert caplog.text.count("Dropped a webhook event of a PBX") == 1
     assert hook_entry.data[CONF_DEVICE_ID] == DEFAULT_DEVICE_ID  # not rewritten
     # Its own PBX's events are taken.
@@ -285,8 +292,8 @@ async def test_another_pbx_of_the_account_comes_from_the_stream(
     emulator.emit("call_end", end(5), device_id=other)
     await wait_for_state(hass, "sensor.sprecord_minipbx_2_call_state", "idle")
     await emulator.hooks.drain()
-    coordinator = hook_entry.runtime_data.coordinator
-    await wait_until(lambda: coordinator.stats.events_by_transport["webhook"] >= 1)
+    link = hook_entry.runtime_data.link
+    await wait_until(lambda: link.stats.events_by_transport["webhook"] >= 1)
     assert hass.states.get(CALL_STATE).state == "idle"  # the first PBX's
     assert hook_entry.data[CONF_DEVICE_ID] == DEFAULT_DEVICE_ID  # not rewritten
 
@@ -449,7 +456,7 @@ async def test_cloudhook_is_used_when_home_assistant_cloud_is_active(
 async def test_options_refuse_webhook_without_a_reachable_url(
     hass: HomeAssistant, emulator: SpRecordEmulator, setup_entry: MockConfigEntry
 ) -> None:
-    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    result = await open_settings(hass, setup_entry)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_TRANSPORT: TRANSPORT_WEBHOOK, CONF_CALL_TIMEOUT: 180}
     )
@@ -461,7 +468,7 @@ async def test_options_refuse_webhook_without_a_reachable_url(
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert setup_entry.runtime_data.coordinator.transport == TRANSPORT_SSE
+    assert setup_entry.runtime_data.link.transport == TRANSPORT_SSE
 
 
 async def test_options_switch_to_webhook_when_reachable(
@@ -470,7 +477,7 @@ async def test_options_switch_to_webhook_when_reachable(
     emulator: SpRecordEmulator,
     setup_entry: MockConfigEntry,
 ) -> None:
-    result = await hass.config_entries.options.async_init(setup_entry.entry_id)
+    result = await open_settings(hass, setup_entry)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_TRANSPORT: TRANSPORT_BOTH, CONF_CALL_TIMEOUT: 180}
     )
@@ -482,7 +489,7 @@ async def test_options_switch_to_webhook_when_reachable(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     await wait_until(lambda: emulator.hooks.get("demo") is not None)
-    assert setup_entry.runtime_data.coordinator.transport == TRANSPORT_BOTH
+    assert setup_entry.runtime_data.link.transport == TRANSPORT_BOTH
 
 
 async def test_webhook_mode_starts_while_other_clients_hold_every_stream(
@@ -627,7 +634,7 @@ async def test_leaving_webhook_mode_tells_the_cloud_and_deletes_the_cloudhook(
 ) -> None:
     assert emulator.hooks.get("demo").subscribe == EVENT_TYPES
     assert hook_entry.data[CONF_HOOK_URL] == f"{ha_url}/api/webhook/{WEBHOOK_ID}"
-    result = await hass.config_entries.options.async_init(hook_entry.entry_id)
+    result = await open_settings(hass, hook_entry)
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 180}
     )
@@ -636,7 +643,7 @@ async def test_leaving_webhook_mode_tells_the_cloud_and_deletes_the_cloudhook(
     await wait_until(lambda: emulator.hooks.get("demo").subscribe == [])
     await wait_until(lambda: CONF_HOOK_URL not in hook_entry.data)
     assert emulator.hooks.verifications[-1]["ok"]
-    assert hook_entry.runtime_data.coordinator.transport == TRANSPORT_SSE
+    assert hook_entry.runtime_data.link.transport == TRANSPORT_SSE
     # Removing the entry later has nothing left to undo.
     verifications = len(emulator.hooks.verifications)
     await hass.config_entries.async_remove(hook_entry.entry_id)
@@ -657,7 +664,7 @@ async def test_leaving_webhook_mode_with_a_cloudhook_deletes_it(
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
         await wait_until(lambda: emulator.hooks.get("demo") is not None)
-        result = await hass.config_entries.options.async_init(entry.entry_id)
+        result = await open_settings(hass, entry)
         await hass.config_entries.options.async_configure(
             result["flow_id"], {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 180}
         )
@@ -680,8 +687,8 @@ async def test_cloud_errors_while_making_the_cloudhook_are_caught(
 ) -> None:
     from homeassistant.components import cloud  # noqa: PLC0415
 
-    monkeypatch.setattr("custom_components.sprecord.webhook.RETRY_MIN", 0.01)
-    monkeypatch.setattr("custom_components.sprecord.webhook.RETRY_MAX", 0.05)
+    monkeypatch.setattr(subscription_module, "RETRY_MIN", 0.01)
+    monkeypatch.setattr(subscription_module, "RETRY_MAX", 0.05)
     relay = f"{ha_url}/api/webhook/{WEBHOOK_ID}"
     attempts = 0
     cloud_back = False
@@ -756,7 +763,7 @@ async def test_leaving_webhook_mode_retries_until_the_cloud_takes_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A refused unsubscription keeps the cloudhook (the cloud still posts)."""
-    monkeypatch.setattr("custom_components.sprecord.webhook.RETRY_MIN", 0.01)
+    monkeypatch.setattr(subscription_module, "RETRY_MIN", 0.01)
     relay = f"{ha_url}/api/webhook/{WEBHOOK_ID}"
     with home_assistant_cloud(hass, relay) as cloud:
         delete = cloud.delete
@@ -765,7 +772,7 @@ async def test_leaving_webhook_mode_retries_until_the_cloud_takes_it(
         assert await hass.config_entries.async_setup(entry.entry_id)
         await wait_until(lambda: emulator.hooks.get("demo") is not None)
         emulator.fail_subscriptions(500, count=2)
-        result = await hass.config_entries.options.async_init(entry.entry_id)
+        result = await open_settings(hass, entry)
         await hass.config_entries.options.async_configure(
             result["flow_id"], {CONF_TRANSPORT: TRANSPORT_SSE, CONF_CALL_TIMEOUT: 180}
         )
@@ -785,11 +792,11 @@ async def test_the_stream_is_read_a_while_after_the_webhook_takes_over(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An event the cloud sent on the stream just before the hook took over."""
-    monkeypatch.setattr(coordinator_module, "HANDOVER", 1.0)
+    monkeypatch.setattr(link_module, "HANDOVER", 1.0)
     entry = await stand_in_entry(hass, emulator)
     await hass.config.async_update(external_url=ha_url)
     await wait_until(lambda: emulator.hooks.get("demo") is not None)
-    await wait_until(lambda: entry.runtime_data.coordinator.webhook_registered)
+    await wait_until(lambda: entry.runtime_data.link.webhook_registered)
     # Late on the stream only (the hook was not there when it was sent).
     envelope = {
         "device_id": DEFAULT_DEVICE_ID,
@@ -812,21 +819,69 @@ async def test_a_stream_drop_during_the_handover_leaves_the_entities_available(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The webhook delivers: the stand-in stream's end is no outage."""
-    monkeypatch.setattr(coordinator_module, "HANDOVER", 1.0)
-    monkeypatch.setattr(coordinator_module, "LINK_GRACE", 0.1)
+    monkeypatch.setattr(link_module, "HANDOVER", 1.0)
+    monkeypatch.setattr(link_module, "LINK_GRACE", 0.1)
     entry = await stand_in_entry(hass, emulator)
     emulator.fail_streams(503, count=100)  # the stream will not come back
     await hass.config.async_update(external_url=ha_url)
-    coordinator = entry.runtime_data.coordinator
-    await wait_until(lambda: coordinator.webhook_registered)
+    link = entry.runtime_data.link
+    await wait_until(lambda: link.webhook_registered)
     emulator.drop_streams("abort")  # during the handover
     await wait_until(lambda: emulator.open_streams() == 0)
     await asyncio.sleep(0.3)  # past the grace
-    await wait_until(lambda: not coordinator.connected)
+    await wait_until(lambda: not link.connected)
     await asyncio.sleep(1.2)  # past the handover
-    assert coordinator.available
+    assert link.available
     assert hass.states.get(CALL_STATE).state == "idle"
     emulator.clear_failures()
     emulator.emit("incoming_call", call(1))
     await wait_for_state(hass, CALL_STATE, "ringing")  # by the webhook
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_subscription_started_again_midway_takes_its_own_verification(
+    hass: HomeAssistant, ha_url: str, emulator: SpRecordEmulator, fast_link: None
+) -> None:
+    """The attempt it replaced ends while the new one waits for the cloud."""
+    subscribe = SpRecordClient.subscribe_events
+    first_waits = asyncio.Event()
+
+    async def first_never_answered(
+        client: SpRecordClient, url: str, events: list[str]
+    ) -> None:
+        if not first_waits.is_set():
+            first_waits.set()
+            await asyncio.Event().wait()
+        await subscribe(client, url, events)
+
+    entry = make_entry(emulator, TRANSPORT_WEBHOOK)
+    entry.add_to_hass(hass)
+    with patch.object(SpRecordClient, "subscribe_events", first_never_answered):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await wait_until(first_waits.is_set)
+        link = entry.runtime_data.link
+        link.subscription.async_resubscribe()
+        await wait_until(lambda: link.webhook_registered)
+    # The PBX came with the verification of the second attempt.
+    assert entry.data.get(CONF_DEVICE_ID) == DEFAULT_DEVICE_ID
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_the_stream_closed_after_the_handover_is_no_drop(
+    hass: HomeAssistant, ha_url: str, emulator: SpRecordEmulator, fast_link: None
+) -> None:
+    """Webhook only: the stand-in stream ends, the link stays up by the webhook."""
+    entry = await stand_in_entry(hass, emulator)
+    link = entry.runtime_data.link
+    await wait_until(lambda: link.connected)
+    await hass.config.async_update(external_url=ha_url)
+    await wait_until(lambda: link.webhook_registered)
+    await wait_until(lambda: not link.stream.reading)
+    assert not link.connected
+    assert link.available
+    assert link.stats.drops == 0
+    history = link.stream.history
+    assert len(history.recent) == 1  # the stand-in stream, and its end
+    assert history.disconnected_seconds(time.monotonic()) > 0
+    assert hass.states.get(CONNECTED).state == STATE_ON
     assert await hass.config_entries.async_unload(entry.entry_id)

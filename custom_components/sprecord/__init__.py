@@ -15,10 +15,11 @@ from homeassistant.const import (
     CONF_API_KEY,
     CONF_URL,
     CONF_WEBHOOK_ID,
+    EVENT_HOMEASSISTANT_STOP,
     Platform,
     __version__ as HA_VERSION,  # noqa: N812
 )
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import (
     config_validation as cv,
     device_registry as dr,
@@ -29,7 +30,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.typing import ConfigType
 
-from . import coordinator as coordinator_module
+from . import link as link_module
 from .api import BEARER, AuthScheme, ProtocolError, SpRecordClient
 from .api.autodial import AutoDialClient
 from .autodial import PbxAutoDial, parse_address
@@ -45,18 +46,15 @@ from .const import (
     TRANSPORT_SSE,
     TRANSPORT_WEBHOOK,
 )
-from .coordinator import (
-    SpRecordConfigEntry,
-    SpRecordCoordinator,
-    SpRecordRuntimeData,
-    async_remove_line_devices,
-    busy_issue_id,
-)
+from .coordinator import SpRecordCoordinator
+from .data import SpRecordConfigEntry, SpRecordRuntimeData
+from .devices import async_remove_line_devices
+from .link import Link, busy_issue_id
 from .phonebook import load_number_metadata
+from .resume import StreamPosition
 from .services import async_setup_services
 from .storage import SpRecordStore
-from .webhook import (
-    WebhookTransport,
+from .webhook_subscription import (
     async_leave_webhook_mode,
     async_unsubscribe,
     had_webhook,
@@ -109,17 +107,17 @@ def stopped_trying(change: ConfigEntryChange, entry: ConfigEntry) -> bool:
 
 async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> bool:
     """Open the event stream, then set up the entities and start reading."""
-    coordinator: SpRecordCoordinator | None = None
+    link: Link | None = None
 
     def malformed(err: ProtocolError) -> None:
-        if coordinator is not None:
-            coordinator.async_malformed_event(err)
+        if link is not None:
+            link.async_malformed_event(err)
 
     client = SpRecordClient(
         async_get_clientsession(hass),
         entry.data[CONF_URL],
         entry.data[CONF_API_KEY],
-        read_timeout=coordinator_module.STREAM_READ_TIMEOUT,
+        read_timeout=link_module.STREAM_READ_TIMEOUT,
         on_malformed_event=malformed,
         user_agent=f"HomeAssistant/{HA_VERSION} {DOMAIN}",
         auth=entry_auth_scheme(entry),
@@ -129,31 +127,51 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
             entry, data={**entry.data, CONF_WEBHOOK_ID: async_generate_id()}
         )
     transport = entry.options.get(CONF_TRANSPORT, TRANSPORT_SSE)
-    store = SpRecordStore(hass, entry.entry_id)
+    store = SpRecordStore(hass, entry.entry_id, server=client.base_url)
+    saved = await store.async_load()
+    position = StreamPosition(saved.resume)
     coordinator = SpRecordCoordinator(
         hass,
         entry,
-        client,
         store,
         call_timeout=timedelta(
             minutes=entry.options.get(CONF_CALL_TIMEOUT, DEFAULT_CALL_TIMEOUT_MINUTES)
         ),
-        transport=transport,
+        position=position,
     )
     entry.async_on_unload(coordinator.phonebook.async_follow_ui())
-    await store.async_restore(coordinator)
+    coordinator.restore(saved.pbxs)
     await coordinator.phonebook.async_load_file()
+    link = Link(
+        hass,
+        entry,
+        client,
+        transport=transport,
+        sink=coordinator.async_handle_event,
+        follows_pbx=coordinator.follows_pbx,
+        adopt_pbx=coordinator.async_adopt_pbx,
+        stream_opened=coordinator.async_stream_opened,
+        position=position,
+    )
     # Webhook-only mode proves the key with the stream's headers, then closes it.
-    await coordinator.async_connect(keep_open=transport != TRANSPORT_WEBHOOK)
+    await link.async_connect(keep_open=transport != TRANSPORT_WEBHOOK)
+    entry.async_on_unload(link.async_shutdown)
     entry.async_on_unload(coordinator.async_shutdown)
 
-    for pbx in coordinator.all_pbxs:
-        coordinator.async_register_device(pbx)
+    @callback
+    def stopping(_event: Event) -> None:
+        # Home Assistant stops without unloading its entries: its final
+        # write saves when the stream was last seen.
+        coordinator.async_schedule_save()
+
+    entry.async_on_unload(hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, stopping))
+
+    coordinator.async_register_devices()
     _add_autodialers(hass, entry, coordinator)
-    entry.runtime_data = SpRecordRuntimeData(client=client, coordinator=coordinator)
+    entry.runtime_data = SpRecordRuntimeData(
+        client=client, coordinator=coordinator, link=link
+    )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    if transport != TRANSPORT_WEBHOOK:
-        coordinator.async_start()
     if transport == TRANSPORT_SSE and had_webhook(entry):
         # The options left webhook mode: the cloud must stop POSTing to us.
         # Once Home Assistant has started (Home Assistant Cloud connects then).
@@ -166,12 +184,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
             )
 
         entry.async_on_unload(async_at_started(hass, leave))
-    if transport != TRANSPORT_SSE:
-        coordinator.webhook = WebhookTransport(
-            hass, entry, coordinator, coordinator.async_webhook_status
-        )
-        coordinator.webhook.async_start()
-        entry.async_on_unload(coordinator.webhook.async_stop)
+    if saved.resume is not None and transport != TRANSPORT_WEBHOOK:
+        # Before the reading starts: the backlog may be buffered already.
+        coordinator.async_expect_backlog(saved.resume)
+    link.async_start()
     if NEEDS_OPTIONS_LISTENER:
         entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
@@ -211,19 +227,25 @@ def entry_auth_scheme(entry: SpRecordConfigEntry) -> AuthScheme:
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> bool:
-    """Unload the entities; the stream task and timers stop with the entry.
+    """Stop taking events, unload the entities, save; timers stop with the entry.
 
-    The stream and the webhook still deliver until the entry's tasks are
-    cancelled, after this: meanwhile no new PBX is added (its entities would
-    outlive the platforms) and nothing is saved after the last save.
+    The link hands no event on from the start: what is saved is all that
+    was handled, and the stream's next events stay on the server to resume.
+    Meanwhile no new PBX is added (its entities would outlive the platforms)
+    and nothing is saved after the last save. An unload that fails takes
+    events again.
     """
     coordinator = entry.runtime_data.coordinator
+    link = entry.runtime_data.link
+    link.async_stop_delivery()
+    coordinator.async_release_backlog()
     coordinator.unloading = True
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
-        await coordinator.store.async_save_now(coordinator)
+        await coordinator.store.async_save_now(coordinator.saved())
     else:
         coordinator.unloading = False
+        link.async_restart_delivery()
     return unloaded
 
 

@@ -7,21 +7,24 @@ starts is polled until it ends (or the entry unloads); then its event entity
 fires `finished` or `stopped` with the per-number results. A task the PBX no
 longer knows (`not_found`: it restarted, or the task was deleted) is
 `stopped` with the reason `not_found`, once, instead of being polled on.
-A task whose start is answered after the entry began to unload is not
-followed: nothing is left running, and nothing is asked after the unload.
+Its entities follow it through Home Assistant's dispatcher: the PBX's
+`TOPIC_AUTODIAL` signal when the task's status changes, and
+`signal_autodial_ended()` with how it ended. A task whose start is answered
+after the entry began to unload is not followed: nothing is left running,
+and nothing is asked after the unload.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from yarl import URL
 
 from .api.autodial import (
@@ -36,9 +39,9 @@ from .api.autodial import (
 )
 from .api.clean import for_log
 from .const import LOGGER
+from .ids import TOPIC_AUTODIAL, signal_autodial_ended, signal_pbx
 
 if TYPE_CHECKING:
-    from .coordinator import SpRecordConfigEntry
     from .pbx import Pbx
 
 _HOST_NAME = re.compile(
@@ -124,7 +127,7 @@ class PbxAutoDial:
     def __init__(
         self,
         hass: HomeAssistant,
-        entry: SpRecordConfigEntry,
+        entry: ConfigEntry,
         pbx: Pbx,
         client: AutoDialClient,
     ) -> None:
@@ -135,8 +138,6 @@ class PbxAutoDial:
         self.client = client
         self.current: FollowedTask | None = None
         """The task started last, while it runs and after it ended."""
-        self._progress_listeners: list[CALLBACK_TYPE] = []
-        self._end_listeners: list[Callable[[str, FollowedTask], None]] = []
         self._followed: dict[int, asyncio.Task[None]] = {}
         self._closed = False
         entry.async_on_unload(self._close)
@@ -145,20 +146,6 @@ class PbxAutoDial:
     def _close(self) -> None:
         """Follow no task started from now on (the entry unloads)."""
         self._closed = True
-
-    @callback
-    def async_add_progress_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call `listener` whenever the current task's status changes."""
-        self._progress_listeners.append(listener)
-        return lambda: self._progress_listeners.remove(listener)
-
-    @callback
-    def async_add_end_listener(
-        self, listener: Callable[[str, FollowedTask], None]
-    ) -> CALLBACK_TYPE:
-        """Call `listener(FINISHED or STOPPED, task)` when a followed task ends."""
-        self._end_listeners.append(listener)
-        return lambda: self._end_listeners.remove(listener)
 
     async def async_start(self, task: str, numbers: list[str] | None) -> int:
         """Start a task; follow it until it ends. Return its id."""
@@ -257,10 +244,18 @@ class PbxAutoDial:
 
     @callback
     def _notify_progress(self) -> None:
-        for listener in list(self._progress_listeners):
-            listener()
+        """Tell the entities that the current task's status changed."""
+        async_dispatcher_send(
+            self.hass,
+            signal_pbx(self.entry.entry_id, self.pbx.unique_prefix, TOPIC_AUTODIAL),
+        )
 
     @callback
     def _notify_end(self, how: str, followed: FollowedTask) -> None:
-        for listener in list(self._end_listeners):
-            listener(how, followed)
+        """Tell the entities that a followed task ended (FINISHED or STOPPED)."""
+        async_dispatcher_send(
+            self.hass,
+            signal_autodial_ended(self.entry.entry_id, self.pbx.unique_prefix),
+            how,
+            followed,
+        )

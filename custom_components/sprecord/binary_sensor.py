@@ -11,7 +11,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import SpRecordConfigEntry
+from .data import SpRecordConfigEntry
 from .entity import SpRecordEntity
 
 PARALLEL_UPDATES = 0
@@ -33,8 +33,14 @@ async def async_setup_entry(
 
     It sits on the entry's first PBX's device.
     """
-    coordinator = entry.runtime_data.coordinator
-    async_add_entities([SpRecordConnectedSensor(coordinator.primary, CONNECTED, ())])
+    runtime = entry.runtime_data
+    async_add_entities(
+        [
+            SpRecordConnectedSensor(
+                runtime.coordinator.primary, runtime.link, CONNECTED, ()
+            )
+        ]
+    )
 
 
 class SpRecordConnectedSensor(SpRecordEntity, BinarySensorEntity):
@@ -48,4 +54,4 @@ class SpRecordConnectedSensor(SpRecordEntity, BinarySensorEntity):
     @property
     def is_on(self) -> bool:
         """Return whether the link is up (short drops are not shown)."""
-        return self.pbx.available
+        return self.link.available

@@ -23,13 +23,22 @@ the integration uses what this module offers:
   answer; 2025.4's takes no `supports_response` and drops the answer.
   `async_register_admin_service()` here registers an answering admin action
   at both ends, with the same check where Home Assistant cannot.
+- **A device's config entries.** 2025.4's `DeviceEntry.config_entries` is a
+  set; newer releases give a device one `config_entry_id` and report reading
+  the set as deprecated. `device_config_entry_ids()` reads the one there is.
+- **What an action's target names.** 2025.4 finds the devices and entities
+  of a target with `service.async_extract_referenced_entity_ids(hass, call)`;
+  newer releases moved it to `target.async_extract_referenced_entity_ids(hass,
+  TargetSelection(call.data))` (and there a named device brings its
+  sub-devices). `async_extract_referenced()` calls whichever there is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+import importlib
 import inspect
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from homeassistant import config_entries
 from homeassistant.core import (
@@ -40,7 +49,7 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import Unauthorized, UnknownUser
 from homeassistant.helpers import service as service_helper
-from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.device_registry import DeviceEntry, DeviceInfo
 from homeassistant.helpers.typing import VolSchemaType
 
 NEEDS_OPTIONS_LISTENER: Final = not hasattr(config_entries, "OptionsFlowWithReload")
@@ -110,3 +119,57 @@ def async_register_admin_service(
         return await service_func(call)
 
     hass.services.async_register(domain, service, admin_only, schema, supports_response)
+
+
+HAS_DEVICE_CONFIG_ENTRY_ID: Final = hasattr(DeviceEntry, "config_entry_id")
+
+
+def device_config_entry_ids(device: DeviceEntry) -> set[str]:
+    """Return the ids of the config entries a device belongs to."""
+    if HAS_DEVICE_CONFIG_ENTRY_ID:
+        entry_id = getattr(device, "config_entry_id", None)
+        return {entry_id} if isinstance(entry_id, str) else set()
+    return set(device.config_entries)
+
+
+class ReferencedTarget(Protocol):
+    """The devices and entities Home Assistant finds an action's target to name."""
+
+    referenced: set[str]
+    """Entities named directly."""
+    indirectly_referenced: set[str]
+    """Entities of the named devices, areas, floors and labels."""
+    referenced_devices: set[str]
+    """Devices named, or in the named areas, floors and labels."""
+
+
+def _target_helper() -> Any:
+    """Return Home Assistant's target helper module; None where there is none."""
+    try:
+        return importlib.import_module("homeassistant.helpers.target")
+    except ImportError:
+        return None
+
+
+TARGET_HELPER: Final[Any] = _target_helper()
+
+
+def async_extract_referenced(
+    hass: HomeAssistant, call: ServiceCall
+) -> ReferencedTarget:
+    """Return what an action's target names (a group entity is not expanded)."""
+    helper = TARGET_HELPER
+    if helper is not None and hasattr(helper, "async_extract_referenced_entity_ids"):
+        selection = (
+            getattr(helper, "TargetSelection", None) or helper.TargetSelectorData
+        )
+        found: ReferencedTarget = helper.async_extract_referenced_entity_ids(
+            hass, selection(call.data), expand_group=False
+        )
+        return found
+    # Only where the target helper is missing (2025.4): read by name, since
+    # newer releases no longer have it.
+    legacy: Callable[..., ReferencedTarget] = getattr(  # noqa: B009
+        service_helper, "async_extract_referenced_entity_ids"
+    )
+    return legacy(hass, call, expand_group=False)

@@ -12,8 +12,6 @@ already loaded stay.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from homeassistant.config_entries import (
     SIGNAL_CONFIG_ENTRY_CHANGED,
     ConfigEntry,
@@ -45,9 +43,6 @@ from .phonebook import (
     read_phonebook_file,
 )
 
-if TYPE_CHECKING:
-    from .coordinator import SpRecordConfigEntry
-
 
 async def async_describe_error(hass: HomeAssistant, err: PhonebookError) -> str:
     """Return what is wrong with a file, in the user's language, with its line."""
@@ -77,8 +72,12 @@ def ui_contacts(entry: ConfigEntry) -> list[Contact]:
 class EntryPhonebook:
     """Names for the entry's numbers; UI contacts win over the file's."""
 
-    def __init__(self, hass: HomeAssistant, entry: SpRecordConfigEntry) -> None:
-        """Start with the UI contacts; `async_load_file()` adds the file's."""
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
+        """Start with the UI contacts; `async_load_file()` adds the file's.
+
+        The UI contacts are read here, at setup, so that an event handled
+        before the entry is loaded gets their names too.
+        """
         self.hass = hass
         self.entry = entry
         self.phonebook = Phonebook(hass.config.country)
@@ -86,6 +85,7 @@ class EntryPhonebook:
         self.file_error: str | None = None
         """What is wrong with the file, when its last reading failed."""
         self._ui: list[Contact] = []
+        self._update_ui()
 
     @property
     def issue_id(self) -> str:

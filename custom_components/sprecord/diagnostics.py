@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+import time
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_API_KEY, CONF_URL, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
-from .config_flow import without_userinfo
 from .const import (
     CONF_AUTODIAL,
     CONF_CLOUDHOOK_URL,
@@ -17,7 +17,8 @@ from .const import (
     CONF_HOOK_URL,
     CONF_NUMBERS,
 )
-from .coordinator import SpRecordConfigEntry
+from .data import SpRecordConfigEntry
+from .flow_credentials import without_userinfo
 from .pbx import Pbx
 
 TO_REDACT = {
@@ -56,7 +57,8 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """Return what helps to understand a problem, without secrets or numbers."""
     coordinator = entry.runtime_data.coordinator
-    hook = coordinator.webhook
+    link = entry.runtime_data.link
+    hook, subscription = link.webhook, link.subscription
     return async_redact_data(
         {
             "entry": {
@@ -73,23 +75,24 @@ async def async_get_config_entry_diagnostics(
             },
             "phonebook": coordinator.phonebook.as_dict(),
             "autodial_pbxs": len(coordinator.autodial),
-            "transport": coordinator.transport,
+            "transport": link.transport,
             "webhook": None
-            if hook is None
+            if hook is None or subscription is None
             else {
-                "registered": hook.registered,
-                "webhook_url": hook.url,
-                "last_error": hook.last_error,
+                "registered": subscription.registered,
+                "webhook_url": subscription.url,
+                "last_error": subscription.last_error,
                 "bad_requests": hook.bad_requests,
                 "unknown_pbx_requests": hook.unknown_pbx_requests,
             },
             "link": {
-                "connected": coordinator.connected,
-                "available": coordinator.available,
-                "server": without_userinfo(coordinator.client.base_url),
-                "auth_scheme": str(coordinator.client.auth),
-                "watchdog": coordinator.client.watch.as_dict(),
-                **coordinator.stats.as_dict(),
+                "connected": link.connected,
+                "available": link.available,
+                "server": without_userinfo(link.client.base_url),
+                "auth_scheme": str(link.client.auth),
+                "watchdog": link.client.watch.as_dict(),
+                **link.stats.as_dict(),
+                "streams": link.stream.history.as_dict(time.monotonic()),
             },
             "pbxs": [_pbx(pbx) for pbx in coordinator.all_pbxs],
         },

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from homeassistant.core import callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity, EntityDescription
 
-from .pbx import TOPIC_LINK, Pbx, line_device_info, pbx_device_info
+from .devices import line_device_info, pbx_device_info
+from .ids import signal_pbx
+from .link import Link
+from .pbx import Pbx
 
 if TYPE_CHECKING:
     from .autodial import PbxAutoDial
@@ -16,7 +20,7 @@ if TYPE_CHECKING:
 class SpRecordEntity(Entity):
     """An entity of one PBX, or of one of its lines when `line` is given.
 
-    It listens to the PBX's topics `topics` (and to the link, for its
+    It follows the PBX's topics `topics` (and the link, for its
     availability) and writes its state when they change.
     """
 
@@ -26,14 +30,16 @@ class SpRecordEntity(Entity):
     def __init__(
         self,
         pbx: Pbx,
+        link: Link,
         description: EntityDescription,
         topics: tuple[str, ...],
         line: str | None = None,
     ) -> None:
         """Describe the entity; it subscribes once added."""
         self.pbx = pbx
+        self.link = link
         self.entity_description = description
-        self._topics = (*topics, TOPIC_LINK)
+        self._topics = topics
         self.line = line
         prefix = pbx.unique_prefix
         if line is None:
@@ -47,14 +53,17 @@ class SpRecordEntity(Entity):
     @property
     def available(self) -> bool:
         """Return whether the link to the cloud is up (or only briefly down)."""
-        return self.pbx.available
+        return self.link.available
 
     async def async_added_to_hass(self) -> None:
-        """Listen to the PBX."""
+        """Follow the PBX's topics and the link."""
         await super().async_added_to_hass()
-        for topic in self._topics:
+        entry_id = self.link.entry.entry_id
+        prefix = self.pbx.unique_prefix
+        signals = [signal_pbx(entry_id, prefix, topic) for topic in self._topics]
+        for signal in (*signals, self.link.signal):
             self.async_on_remove(
-                self.pbx.async_add_listener(topic, self._handle_update)
+                async_dispatcher_connect(self.hass, signal, self._handle_update)
             )
 
     @callback
@@ -71,10 +80,15 @@ class SpRecordAutoDialEntity(SpRecordEntity):
     """
 
     def __init__(
-        self, pbx: Pbx, autodial: PbxAutoDial, description: EntityDescription
+        self,
+        pbx: Pbx,
+        link: Link,
+        autodial: PbxAutoDial,
+        description: EntityDescription,
+        topics: tuple[str, ...] = (),
     ) -> None:
-        """Describe the entity of the PBX's auto-dialer."""
-        super().__init__(pbx, description, ())
+        """Describe the entity of the PBX's auto-dialer (following `topics`)."""
+        super().__init__(pbx, link, description, topics)
         self.autodial = autodial
 
     @property

@@ -13,6 +13,7 @@ from homeassistant.components.event import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import restore_state
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoreEntity
 
@@ -28,8 +29,10 @@ from .api import (
 from .api.clean import clean_field
 from .autodial import FINISHED, STOPPED, FollowedTask, results_summary
 from .calls import CallChange
-from .coordinator import SpRecordConfigEntry
+from .data import SpRecordConfigEntry
 from .entity import SpRecordAutoDialEntity, SpRecordEntity
+from .ids import signal_autodial_ended, signal_event, signal_new_pbx
+from .link import Link
 from .pbx import Pbx
 
 PARALLEL_UPDATES = 0
@@ -101,22 +104,25 @@ async def async_setup_entry(
 ) -> None:
     """Add the call and SMS event entities."""
     coordinator = entry.runtime_data.coordinator
+    link = entry.runtime_data.link
 
     @callback
     def add_pbx(pbx: Pbx) -> None:
         async_add_entities(
             [
-                SpRecordCallEvent(pbx, CALL),
-                SpRecordSmsEvent(pbx, SMS),
-                SpRecordPbxEvent(pbx, PBX),
+                SpRecordCallEvent(pbx, link, CALL),
+                SpRecordSmsEvent(pbx, link, SMS),
+                SpRecordPbxEvent(pbx, link, PBX),
             ]
         )
 
     for pbx in coordinator.all_pbxs:
         add_pbx(pbx)
-    entry.async_on_unload(coordinator.async_add_pbx_listener(add_pbx))
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, signal_new_pbx(entry.entry_id), add_pbx)
+    )
     async_add_entities(
-        SpRecordAutoDialEvent(autodial.pbx, autodial, AUTO_DIAL)
+        SpRecordAutoDialEvent(autodial.pbx, link, autodial, AUTO_DIAL)
         for autodial in coordinator.autodial.values()
     )
 
@@ -148,13 +154,23 @@ class _SpRecordEventEntity(SpRecordEntity, EventEntity):
     _known_attributes: frozenset[str] = frozenset()
     """The attributes its events have; nothing else is shown or restored."""
 
-    def __init__(self, pbx: Pbx, description: EventEntityDescription) -> None:
-        super().__init__(pbx, description, ())
+    def __init__(
+        self, pbx: Pbx, link: Link, description: EventEntityDescription
+    ) -> None:
+        super().__init__(pbx, link, description, ())
 
     async def async_added_to_hass(self) -> None:
         """Listen to events as they come."""
         await super().async_added_to_hass()
-        self.async_on_remove(self.pbx.async_add_event_listener(self._on_event))
+        signal = signal_event(self.link.entry.entry_id, self.pbx.unique_prefix)
+        self.async_on_remove(
+            async_dispatcher_connect(self.hass, signal, self._event_received)
+        )
+
+    @callback
+    def _event_received(self, event: SpRecordEvent, change: CallChange | None) -> None:
+        """Take an event of the PBX (in the event loop, as it comes)."""
+        self._on_event(event, change)
 
     @callback
     def _on_event(self, event: SpRecordEvent, change: CallChange | None) -> None:
@@ -281,7 +297,8 @@ class SpRecordAutoDialEvent(SpRecordAutoDialEntity, EventEntity):
     async def async_added_to_hass(self) -> None:
         """Listen for tasks that end."""
         await super().async_added_to_hass()
-        self.async_on_remove(self.autodial.async_add_end_listener(self._ended))
+        signal = signal_autodial_ended(self.link.entry.entry_id, self.pbx.unique_prefix)
+        self.async_on_remove(async_dispatcher_connect(self.hass, signal, self._ended))
 
     @callback
     def _ended(self, how: str, task: FollowedTask) -> None:

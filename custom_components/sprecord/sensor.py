@@ -15,13 +15,24 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import PERCENTAGE, UnitOfTime
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import RecordCallStatus
 from .calls import Call, CallState
-from .coordinator import SpRecordConfigEntry
+from .data import SpRecordConfigEntry
 from .entity import SpRecordAutoDialEntity, SpRecordEntity
-from .pbx import TOPIC_CALLS, TOPIC_ENDED, TOPIC_SMS, Pbx, line_topic
+from .ids import (
+    TOPIC_AUTODIAL,
+    TOPIC_CALLS,
+    TOPIC_ENDED,
+    TOPIC_SMS,
+    line_topic,
+    signal_new_line,
+    signal_new_pbx,
+)
+from .link import Link
+from .pbx import Pbx
 
 PARALLEL_UPDATES = 0
 
@@ -211,27 +222,34 @@ async def async_setup_entry(
 ) -> None:
     """Add each PBX's sensors, and a line's sensor whenever a line appears."""
     coordinator = entry.runtime_data.coordinator
+    link = entry.runtime_data.link
 
     @callback
     def add_pbx(pbx: Pbx) -> None:
         async_add_entities(
-            SpRecordSensor(pbx, description, description.topics)
+            SpRecordSensor(pbx, link, description, description.topics)
             for description in PBX_SENSORS
         )
 
-        @callback
-        def add_line(trunk: str) -> None:
-            async_add_entities([SpRecordLineSensor(pbx, trunk)])
-
         for trunk in pbx.tracker.lines:
-            add_line(trunk)
-        pbx.async_add_line_listener(add_line)  # dropped with the PBX
+            add_line(pbx, trunk)
+
+    @callback
+    def add_line(pbx: Pbx, trunk: str) -> None:
+        async_add_entities([SpRecordLineSensor(pbx, link, trunk)])
 
     for pbx in coordinator.all_pbxs:
         add_pbx(pbx)
-    entry.async_on_unload(coordinator.async_add_pbx_listener(add_pbx))
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, signal_new_pbx(entry.entry_id), add_pbx)
+    )
+    entry.async_on_unload(
+        async_dispatcher_connect(hass, signal_new_line(entry.entry_id), add_line)
+    )
     async_add_entities(
-        SpRecordAutoDialSensor(autodial.pbx, autodial, AUTO_DIAL)
+        SpRecordAutoDialSensor(
+            autodial.pbx, link, autodial, AUTO_DIAL, (TOPIC_AUTODIAL,)
+        )
         for autodial in coordinator.autodial.values()
     )
 
@@ -259,9 +277,9 @@ class SpRecordSensor(SpRecordEntity, SensorEntity):
 class SpRecordLineSensor(SpRecordEntity, SensorEntity):
     """The state of one line (trunk): idle, ringing, dialing or talking."""
 
-    def __init__(self, pbx: Pbx, trunk: str) -> None:
+    def __init__(self, pbx: Pbx, link: Link, trunk: str) -> None:
         """Describe the sensor of `trunk`."""
-        super().__init__(pbx, LINE_STATE, (line_topic(trunk),), line=trunk)
+        super().__init__(pbx, link, LINE_STATE, (line_topic(trunk),), line=trunk)
         self.trunk = trunk
 
     @property
@@ -287,13 +305,6 @@ AUTO_DIAL = SensorEntityDescription(
 
 class SpRecordAutoDialSensor(SpRecordAutoDialEntity, SensorEntity):
     """How far the auto-dial task Home Assistant started last has come."""
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the task's progress."""
-        await super().async_added_to_hass()
-        self.async_on_remove(
-            self.autodial.async_add_progress_listener(self.async_write_ha_state)
-        )
 
     @property
     def native_value(self) -> int | None:

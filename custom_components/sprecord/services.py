@@ -9,10 +9,17 @@ Automations and scripts, which run without a user, may call them all.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.const import ATTR_DEVICE_ID
+from homeassistant.const import (
+    ATTR_AREA_ID,
+    ATTR_DEVICE_ID,
+    ATTR_ENTITY_ID,
+    ATTR_FLOOR_ID,
+    ATTR_LABEL_ID,
+)
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -21,7 +28,12 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    entity_registry as er,
+)
+from homeassistant.helpers.device_registry import DeviceEntry
 import voluptuous as vol
 
 from .api.autodial import (
@@ -33,7 +45,11 @@ from .api.autodial import (
     AutoDialWrongState,
 )
 from .autodial import PbxAutoDial
-from .compat import async_register_admin_service
+from .compat import (
+    async_extract_referenced,
+    async_register_admin_service,
+    device_config_entry_ids,
+)
 from .const import (
     DOMAIN,
     SERVICE_AUTO_DIAL_COMMAND,
@@ -41,7 +57,7 @@ from .const import (
     SERVICE_RELOAD_PHONEBOOK,
     SERVICE_START_AUTO_DIAL,
 )
-from .coordinator import SpRecordConfigEntry
+from .data import SpRecordConfigEntry
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_TASK = "task"
@@ -76,9 +92,15 @@ def valid_task_id(value: Any) -> int:
 
 
 RELOAD_PHONEBOOK_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): str})
+_IDS = vol.All(cv.ensure_list, [cv.string])
 _TARGET: dict[vol.Marker, Any] = {
-    vol.Required(ATTR_DEVICE_ID): vol.All(cv.ensure_list, [cv.string])
+    vol.Optional(ATTR_DEVICE_ID): _IDS,
+    vol.Optional(ATTR_ENTITY_ID): cv.entity_ids,
+    vol.Optional(ATTR_AREA_ID): _IDS,
+    vol.Optional(ATTR_FLOOR_ID): _IDS,
+    vol.Optional(ATTR_LABEL_ID): _IDS,
 }
+"""A target as Home Assistant passes it; `_target_pbx()` finds its one PBX."""
 START_AUTO_DIAL_SCHEMA = vol.Schema(
     {
         **_TARGET,
@@ -100,30 +122,128 @@ GET_AUTO_DIAL_STATUS_SCHEMA = vol.Schema(
 )
 
 
-def _autodial_for(hass: HomeAssistant, call: ServiceCall) -> PbxAutoDial:
-    """Return the auto-dialer of the one PBX device the call targets."""
-    device_ids: list[str] = call.data[ATTR_DEVICE_ID]
-    if len(device_ids) != 1:
+@dataclass(frozen=True, slots=True)
+class _TargetPbx:
+    """The PBX an action's target names, in its loaded entry."""
+
+    entry: SpRecordConfigEntry
+    unique_prefix: str
+    name: str
+    """As the user sees it (the device's name)."""
+
+
+def _pbx_of_device(
+    hass: HomeAssistant, device: DeviceEntry, *, named: bool
+) -> _TargetPbx | None:
+    """Return the PBX that `device` is, or whose line it is: ours, loaded.
+
+    None for a device that is no PBX or line of a loaded entry; a device
+    `named` directly whose entry is not loaded is an error saying so.
+    """
+    for entry_id in device_config_entry_ids(device):
+        entry: SpRecordConfigEntry | None = hass.config_entries.async_get_entry(
+            entry_id
+        )
+        if entry is None or entry.domain != DOMAIN:
+            continue
+        if entry.state is not ConfigEntryState.LOADED:
+            if named:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="entry_not_loaded",
+                    translation_placeholders={"title": entry.title},
+                )
+            continue
+        for pbx in entry.runtime_data.coordinator.all_pbxs:
+            pbx_id = pbx.device_registry_id
+            # A line's device sits under its PBX's.
+            if pbx_id is None or pbx_id not in (device.id, device.via_device_id):
+                continue
+            pbx_device = (
+                device if pbx_id == device.id else dr.async_get(hass).async_get(pbx_id)
+            )
+            name = (pbx_device and pbx_device.name_by_user) or pbx.name
+            return _TargetPbx(entry, pbx.unique_prefix, name)
+    return None
+
+
+def _entity_device(hass: HomeAssistant, entity_id: str) -> DeviceEntry | None:
+    """Return the device of an entity, if it has one."""
+    entity = er.async_get(hass).async_get(entity_id)
+    if entity is None or entity.device_id is None:
+        return None
+    return dr.async_get(hass).async_get(entity.device_id)
+
+
+def _target_pbx(hass: HomeAssistant, call: ServiceCall) -> _TargetPbx:
+    """Return the one PBX the call targets, found through the registries.
+
+    A device or an entity named directly must be (or belong to) a PBX or a
+    line of a loaded entry. Areas, floors and labels, holding devices and
+    entities, count the PBXs in them and pass over the rest. A target
+    holding several PBXs is refused: the action works on one.
+    """
+    named_devices: list[str] = call.data.get(ATTR_DEVICE_ID, [])
+    if len(named_devices) > 1:
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="one_pbx"
         )
-    device = dr.async_get(hass).async_get(device_ids[0])
-    entries: list[SpRecordConfigEntry] = hass.config_entries.async_entries(DOMAIN)
-    for entry in entries:
-        if device is None or entry.state is not ConfigEntryState.LOADED:
-            continue
-        coordinator = entry.runtime_data.coordinator
-        for pbx in coordinator.all_pbxs:
-            if pbx.device_registry_id != device.id:
-                continue
-            if (autodial := coordinator.autodial.get(pbx.unique_prefix)) is None:
-                raise ServiceValidationError(
-                    translation_domain=DOMAIN,
-                    translation_key="no_local_address",
-                    translation_placeholders={"pbx": device.name_by_user or pbx.name},
-                )
-            return autodial
-    raise ServiceValidationError(translation_domain=DOMAIN, translation_key="not_a_pbx")
+    registry = dr.async_get(hass)
+    referenced = async_extract_referenced(hass, call)
+    named = [registry.async_get(device_id) for device_id in named_devices]
+    named.extend(_entity_device(hass, entity_id) for entity_id in referenced.referenced)
+    placed = [
+        registry.async_get(device_id)
+        for device_id in referenced.referenced_devices - set(named_devices)
+    ]
+    placed.extend(
+        _entity_device(hass, entity_id)
+        for entity_id in referenced.indirectly_referenced
+    )
+    found: dict[tuple[str, str], _TargetPbx] = {}
+    for device in named:
+        if device is None or (pbx := _pbx_of_device(hass, device, named=True)) is None:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="not_a_pbx"
+            )
+        found[pbx.entry.entry_id, pbx.unique_prefix] = pbx
+    for device in placed:
+        if device and (pbx := _pbx_of_device(hass, device, named=False)):
+            found[pbx.entry.entry_id, pbx.unique_prefix] = pbx
+    if len(found) > 1:
+        names = sorted(pbx.name for pbx in found.values())
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="several_pbxs",
+            translation_placeholders={
+                "count": str(len(names)),
+                "pbxs": ", ".join(names),
+            },
+        )
+    if not found:
+        if any(
+            call.data.get(key) for key in (ATTR_AREA_ID, ATTR_FLOOR_ID, ATTR_LABEL_ID)
+        ):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="no_pbx_in_target"
+            )
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="one_pbx"
+        )
+    return next(iter(found.values()))
+
+
+def _autodial_for(hass: HomeAssistant, call: ServiceCall) -> PbxAutoDial:
+    """Return the auto-dialer of the one PBX the call targets."""
+    pbx = _target_pbx(hass, call)
+    autodial = pbx.entry.runtime_data.coordinator.autodial.get(pbx.unique_prefix)
+    if autodial is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="no_local_address",
+            translation_placeholders={"pbx": pbx.name},
+        )
+    return autodial
 
 
 async def _ask[T](autodial: PbxAutoDial, request: Awaitable[T], **about: str) -> T:
@@ -169,16 +289,17 @@ def _loaded_entries(
 ) -> list[SpRecordConfigEntry]:
     """Return the entry the call names (or every entry), which must be loaded."""
     entry_id = call.data.get(ATTR_CONFIG_ENTRY_ID)
-    entries: list[SpRecordConfigEntry] = hass.config_entries.async_entries(DOMAIN)
     if entry_id is None:
-        loaded = [e for e in entries if e.state is ConfigEntryState.LOADED]
+        loaded: list[SpRecordConfigEntry] = hass.config_entries.async_loaded_entries(
+            DOMAIN
+        )
         if not loaded:
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="no_loaded_entries"
             )
         return loaded
-    entry = next((e for e in entries if e.entry_id == entry_id), None)
-    if entry is None:
+    entry: SpRecordConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
+    if entry is None or entry.domain != DOMAIN:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="entry_not_found",

@@ -6,28 +6,40 @@ that expired recently are (`expired_calls`, with their place in the call
 list): a late end completes such a call's entry instead of listing it twice.
 
 Format: the entry's first PBX's state at the top level, as before an
-account could have several PBXs (minor version 1), and the other PBXs under
-`others` (minor version 2). The change is additive: an older version of the
-integration reads the first PBX's state and ignores the rest.
+account could have several PBXs (minor version 1), the other PBXs under
+`others` (minor version 2), and where the event stream resumes under
+`resume`: its last event id, when that event came, when Home Assistant last
+saw the stream open (`seen`) and a digest of the server's URL (`server`: a
+position is only sent to the server it is of). Each change is additive: an
+older version of the integration reads the first PBX's state and ignores
+the rest.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+import hashlib
+from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
 
-from .api.clean import for_log, is_pbx_id
-from .const import DOMAIN, LOGGER
-from .pbx import device_part, unique_prefix
-
-if TYPE_CHECKING:
-    from .coordinator import SpRecordCoordinator
+from .const import DOMAIN
+from .ids import device_part, unique_prefix
+from .pbx import Pbx
+from .resume import ResumePosition
 
 STORAGE_VERSION = 1
 STORAGE_MINOR_VERSION = 2
 SAVE_DELAY = 10.0
+RESUME_MAX_AGE = timedelta(days=1)
+"""A saved resume id not seen for longer than this is not sent: the server's
+history hardly reaches back so far, and a day's replay is no news any more."""
+RESUME = "resume"
+MAX_RESUME_ID = 256
 
 
 class _Store(Store[dict[str, Any]]):
@@ -40,17 +52,76 @@ class _Store(Store[dict[str, Any]]):
         return dict(old_data)
 
 
+_NOT_FIRST = frozenset({"others", RESUME})
+
+
+@dataclass
+class SavedState:
+    """What the store held at setup."""
+
+    pbxs: list[dict[str, Any]] = field(default_factory=list)
+    """Each PBX's saved state, the entry's first PBX first."""
+    resume: ResumePosition | None = None
+    """Where the stream resumes (of this server, not away for over a day)."""
+
+
+def server_key(url: str) -> str:
+    """Return a digest of the server's URL, saved with the resume position."""
+    return hashlib.sha256(f"{DOMAIN}:server:{url}".encode()).hexdigest()[:16]
+
+
+def _time(value: Any) -> datetime | None:
+    """Return a saved time (None: none, or not a time with its zone)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        time = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return time if time.tzinfo is not None else None
+
+
+def _resume(saved: Any, now: datetime, server: str | None) -> ResumePosition | None:
+    """Return the saved resume position if it may be sent.
+
+    Not when it is of another server (the entry was reconfigured), or
+    when Home Assistant has not seen the stream for over a day. A position
+    saved without `seen` counts from its event's time, one without
+    `server` is taken as of this server.
+    """
+    if not isinstance(saved, dict):
+        return None
+    event_id, time = saved.get("event_id"), _time(saved.get("time"))
+    if not isinstance(event_id, str) or time is None:
+        return None
+    if not event_id or len(event_id) > MAX_RESUME_ID or not event_id.isprintable():
+        return None
+    if saved.get("server") not in (None, server):
+        return None
+    position = ResumePosition(event_id, time, _time(saved.get("seen")))
+    if now - position.away_since > RESUME_MAX_AGE:
+        return None
+    return position
+
+
 def _saved_pbxs(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Return the saved PBXs, the entry's first first."""
-    first = {key: value for key, value in data.items() if key != "others"}
+    first = {key: value for key, value in data.items() if key not in _NOT_FIRST}
     return [{"number": 1, **first}, *data.get("others", [])]
 
 
 class SpRecordStore:
     """Saves the PBXs' lasting state in `.storage/sprecord.<entry>`."""
 
-    def __init__(self, hass: HomeAssistant, entry_id: str) -> None:
-        """Prepare the store of one entry."""
+    def __init__(
+        self, hass: HomeAssistant, entry_id: str, *, server: str | None = None
+    ) -> None:
+        """Prepare the store of one entry.
+
+        `server` is the URL of the server the entry's stream is read from
+        (the saved resume position is of it); only a digest is saved.
+        """
+        self._server = None if server is None else server_key(server)
         self._store = _Store(
             hass,
             STORAGE_VERSION,
@@ -58,26 +129,39 @@ class SpRecordStore:
             minor_version=STORAGE_MINOR_VERSION,
         )
 
-    async def async_restore(self, coordinator: SpRecordCoordinator) -> None:
-        """Put saved state back: the first PBX's, and the other PBXs seen."""
+    async def async_load(self) -> SavedState:
+        """Return the saved state (none saved: an empty one)."""
         data = await self._store.async_load()
         if not data:
-            return
-        for saved in _saved_pbxs(data):
-            try:
-                _restore(coordinator, saved)
-            except (KeyError, TypeError, ValueError, AttributeError) as err:
-                LOGGER.warning(
-                    "Ignored unreadable saved SpRecord state: %s", for_log(err)
-                )
+            return SavedState()
+        return SavedState(
+            pbxs=_saved_pbxs(data),
+            resume=_resume(data.get(RESUME), dt_util.utcnow(), self._server),
+        )
 
-    def async_schedule_save(self, coordinator: SpRecordCoordinator) -> None:
-        """Save soon; several changes in a row are written once."""
-        self._store.async_delay_save(lambda: _dump(coordinator), SAVE_DELAY)
+    def async_schedule_save(self, data: Callable[[], dict[str, Any]]) -> None:
+        """Save `data()` soon; several changes in a row are written once."""
+        self._store.async_delay_save(data, SAVE_DELAY)
 
-    async def async_save_now(self, coordinator: SpRecordCoordinator) -> None:
+    async def async_save_now(self, data: dict[str, Any]) -> None:
         """Save at once (at unload), dropping a pending delayed save."""
-        await self._store.async_save(_dump(coordinator))
+        await self._store.async_save(data)
+
+    def dump(self, pbxs: list[Pbx], resume: ResumePosition | None) -> dict[str, Any]:
+        """Return the state worth keeping, JSON-friendly (the first PBX first)."""
+        first, *others = pbxs
+        data = {**first.as_dict(), "others": [pbx.as_dict() for pbx in others]}
+        if resume is not None:
+            saved: dict[str, Any] = {
+                "event_id": resume.event_id,
+                "time": resume.time.isoformat(),
+            }
+            if resume.seen is not None:
+                saved["seen"] = resume.seen.isoformat()
+            if self._server is not None:
+                saved["server"] = self._server
+            data[RESUME] = saved
+        return data
 
     async def async_forget_device(
         self, entry_unique_id: str, identifier: str
@@ -105,38 +189,11 @@ class SpRecordStore:
             elif line is not None:
                 saved["lines"] = [x for x in saved.get("lines", []) if x != line]
             first, *others = saved_pbxs
-            await self._store.async_save({**first, "others": others})
+            kept = {RESUME: data[RESUME]} if RESUME in data else {}
+            await self._store.async_save({**first, "others": others, **kept})
             return removed
         return []
 
     async def async_remove(self) -> None:
         """Delete the saved state (the entry was removed)."""
         await self._store.async_remove()
-
-
-def _dump(coordinator: SpRecordCoordinator) -> dict[str, Any]:
-    """Return the state worth keeping, JSON-friendly."""
-    first, *others = coordinator.all_pbxs
-    return {**first.as_dict(), "others": [pbx.as_dict() for pbx in others]}
-
-
-def _restore(coordinator: SpRecordCoordinator, saved: dict[str, Any]) -> None:
-    """Apply one PBX's saved state.
-
-    A PBX id that is no PBX id (saved by a version that took any) is not
-    taken: that PBX is forgotten, the entry's first one learns its id anew.
-    """
-    number = int(saved.get("number", 1))
-    pbx_id = saved.get("pbx_id")
-    if not isinstance(pbx_id, str) or not is_pbx_id(pbx_id):
-        pbx_id = None
-    if number == 1:
-        pbx = coordinator.primary
-        if pbx.pbx_id is None and isinstance(pbx_id, str):
-            pbx.pbx_id = pbx_id
-            coordinator.pbxs[pbx_id] = pbx
-    elif isinstance(pbx_id, str) and pbx_id not in coordinator.pbxs:
-        pbx = coordinator.add_saved_pbx(pbx_id, number)
-    else:
-        return
-    pbx.restore(saved)
