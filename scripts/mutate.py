@@ -222,6 +222,16 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "events find it in `active` first, and a repeated start finds the old "
         "entry past its minute either way"
     ),
+    (
+        _CALLS,
+        "CallTracker.recall_expired",
+        "call.state = CallState.IDLE → pass",
+    ): (
+        "only calls with an end are taken back, and a call with an end is "
+        "idle however it was made: `Call.from_dict()` (so "
+        "`saved_expired_call()`) builds it idle, and `_finish()` sets the end "
+        "and idle together"
+    ),
 }
 """(module, function, mutation) of a survivor that cannot change behaviour,
 and why. A mutation is written as the script prints it; the function is the

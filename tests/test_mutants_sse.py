@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from custom_components.sprecord.api import ProtocolError, SSEEvent, SSEParser
+from custom_components.sprecord.api.sse import SSEOverflowError
 
 BOUND = 16
 
@@ -97,3 +98,17 @@ def test_a_bom_is_dropped_only_at_the_start_of_the_stream() -> None:
     parser = SSEParser()
     assert parser.feed(bom + b"data: a") == []
     assert parser.feed(bom + b"b\n\n") == [SSEEvent(data="a\ufeffb")]
+
+
+def test_an_overflow_says_what_was_too_long_and_hands_out_what_came_before() -> None:
+    # The message is what the log shows when the stream fails; the events
+    # completed before the fault in the same chunk are still handed out.
+    parser = SSEParser(max_line_length=BOUND)
+    with pytest.raises(SSEOverflowError) as caught:
+        parser.feed(b"id: 1\ndata: a\n\n: " + b"x" * 30 + b"\n")
+    assert str(caught.value) == "SSE line longer than 16 characters"
+    assert caught.value.events == [SSEEvent(data="a", last_event_id="1")]
+    with pytest.raises(SSEOverflowError) as caught:
+        parser.feed(b"data: 0123456789\ndata: 0123456789\n")
+    assert str(caught.value) == "SSE event longer than 16 characters"
+    assert caught.value.events == []
