@@ -31,7 +31,7 @@ from .const import CONF_DEVICE_ID, DOMAIN, EVENT_SPRECORD, EVENT_SPRECORD_LOG, L
 from .contacts import EntryPhonebook
 from .devices import async_register_device, async_remove_line_devices
 from .ids import signal_event, signal_new_line, signal_new_pbx, signal_pbx
-from .pbx import Pbx, PbxChange
+from .pbx import Pbx, PbxChange, event_kind
 from .resume import ResumePosition, StreamPosition
 from .storage import SpRecordStore
 
@@ -345,10 +345,10 @@ class SpRecordCoordinator:
             )
         for logged in change.logs:
             self._fire_log(pbx, logged)
-        if event is not None and not replay:
-            # The event entities fire at once, one event after the other.
+        if event is not None and not replay and (kind := event_kind(event)):
+            # The event entity fires at once, one event after the other.
             async_dispatcher_send(
-                hass, signal_event(entry_id, prefix), event, change.call
+                hass, signal_event(entry_id, prefix, kind), event, change.call
             )
 
     @callback

@@ -31,7 +31,14 @@ from .autodial import FINISHED, STOPPED, FollowedTask, results_summary
 from .calls import CallChange
 from .data import SpRecordConfigEntry
 from .entity import SpRecordAutoDialEntity, SpRecordEntity
-from .ids import signal_autodial_ended, signal_event, signal_new_pbx
+from .ids import (
+    EVENT_KIND_CALL,
+    EVENT_KIND_PBX,
+    EVENT_KIND_SMS,
+    signal_autodial_ended,
+    signal_event,
+    signal_new_pbx,
+)
 from .link import Link
 from .pbx import Pbx
 
@@ -153,6 +160,8 @@ class _SpRecordEventEntity(SpRecordEntity, EventEntity):
 
     _known_attributes: frozenset[str] = frozenset()
     """The attributes its events have; nothing else is shown or restored."""
+    _kind: str
+    """The kind of events it takes (`ids.EVENT_KIND_*`)."""
 
     def __init__(
         self, pbx: Pbx, link: Link, description: EventEntityDescription
@@ -162,7 +171,9 @@ class _SpRecordEventEntity(SpRecordEntity, EventEntity):
     async def async_added_to_hass(self) -> None:
         """Listen to events as they come."""
         await super().async_added_to_hass()
-        signal = signal_event(self.link.entry.entry_id, self.pbx.unique_prefix)
+        signal = signal_event(
+            self.link.entry.entry_id, self.pbx.unique_prefix, self._kind
+        )
         self.async_on_remove(
             async_dispatcher_connect(self.hass, signal, self._event_received)
         )
@@ -214,6 +225,7 @@ class SpRecordCallEvent(_SpRecordEventEntity):
     """Every call event, plus `missed_call` for an unanswered incoming call."""
 
     _known_attributes = CALL_ATTRIBUTES
+    _kind = EVENT_KIND_CALL
 
     @callback
     def _on_event(self, event: SpRecordEvent, change: CallChange | None) -> None:
@@ -245,6 +257,7 @@ class SpRecordSmsEvent(_SpRecordEventEntity):
     """
 
     _known_attributes = SMS_ATTRIBUTES
+    _kind = EVENT_KIND_SMS
     _unrecorded_attributes = frozenset({"text"})
 
     async def async_added_to_hass(self) -> None:
@@ -284,6 +297,7 @@ class SpRecordPbxEvent(_SpRecordEventEntity):
     """The PBX itself: it was switched on."""
 
     _known_attributes = PBX_ATTRIBUTES
+    _kind = EVENT_KIND_PBX
 
     @callback
     def _on_event(self, event: SpRecordEvent, change: CallChange | None) -> None:

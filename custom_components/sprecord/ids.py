@@ -85,9 +85,18 @@ def signal_new_line(entry_id: str) -> str:
     return f"{DOMAIN}_{entry_id}_new_line"
 
 
-def signal_event(entry_id: str, prefix: str) -> str:
-    """Return the signal sent with each event of a PBX (its event entities)."""
-    return signal_pbx(entry_id, prefix, "event")
+EVENT_KIND_CALL = "call"
+EVENT_KIND_SMS = "sms"
+EVENT_KIND_PBX = "pbx"
+
+
+def signal_event(entry_id: str, prefix: str, kind: str) -> str:
+    """Return the signal sent with each event of a PBX of one kind.
+
+    Each event entity takes one kind (`EVENT_KIND_*`): an event reaches only
+    the entity it is for.
+    """
+    return signal_pbx(entry_id, prefix, f"event_{kind}")
 
 
 def signal_autodial_ended(entry_id: str, prefix: str) -> str:

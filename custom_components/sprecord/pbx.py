@@ -29,6 +29,9 @@ from .calllog import KIND_CALL, KIND_SMS, MAX_RECENT, call_entry, restore_entrie
 from .calls import Call, CallChange, CallTracker, saved_expired_call
 from .const import DOMAIN, LOGGER
 from .ids import (
+    EVENT_KIND_CALL,
+    EVENT_KIND_PBX,
+    EVENT_KIND_SMS,
     LINE_MARK,
     TOPIC_CALLS,
     TOPIC_ENDED,
@@ -390,3 +393,14 @@ def _call_entry(call: Call, name_for: NameFor) -> dict[str, Any]:
     entry = call_entry(call)
     entry["answered_by_name"] = name_for(call.answered_by)
     return entry
+
+
+def event_kind(event: SpRecordEvent) -> str | None:
+    """Return the kind of event entity an event is for (None: none)."""
+    if isinstance(event, CallEvent | CallEndEvent | AnswerElsewhereEvent):
+        return EVENT_KIND_CALL
+    if isinstance(event, IncomingSmsEvent):
+        return EVENT_KIND_SMS
+    if isinstance(event, StartupEvent):
+        return EVENT_KIND_PBX
+    return None
