@@ -85,7 +85,8 @@ class SpRecordCoordinator:
         self._too_many_logged = False
         self.unloading = False
         """Set while the entry unloads: no new PBX, no new save."""
-        self._dirty: set[str] = set()
+        self._dirty: dict[str, set[str]] = {}
+        """The topics changed in this burst, by PBX (`unique_prefix`)."""
         self._flush_scheduled = False
         self._resume_moved = False
         self._expiry: dict[str, tuple[datetime, CALLBACK_TYPE]] = {}
@@ -327,7 +328,7 @@ class SpRecordCoordinator:
             self.async_schedule_save()
             async_dispatcher_send(hass, signal_new_line(entry_id), pbx, change.new_line)
         if change.topics:
-            self._dirty.update(signal_pbx(entry_id, prefix, t) for t in change.topics)
+            self._dirty.setdefault(prefix, set()).update(change.topics)
             self._schedule_flush()
         if change.save:
             self.async_schedule_save()
@@ -387,14 +388,16 @@ class SpRecordCoordinator:
         go, so an entity is written once per burst rather than once per event.
         """
         self._flush_scheduled = False
-        dirty, self._dirty = self._dirty, set()
+        dirty, self._dirty = self._dirty, {}
         if self._stopped:
             return
         if self._resume_moved:
             self._resume_moved = False
             self.async_schedule_save()
-        for signal in dirty:
-            async_dispatcher_send(self.hass, signal)
+        entry_id = self.entry.entry_id
+        for prefix, topics in dirty.items():
+            for topic in topics:
+                async_dispatcher_send(self.hass, signal_pbx(entry_id, prefix, topic))
 
     # --- call expiry ------------------------------------------------------------
 

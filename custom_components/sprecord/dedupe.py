@@ -40,7 +40,7 @@ class SeenStreamIds:
         """Remember ids for `window` seconds, at most `max_ids` of them."""
         self.window = window
         self.max_ids = max_ids
-        self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._seen: OrderedDict[str, tuple[SpRecordEvent, float]] = OrderedDict()
 
     def replayed(
         self, event_id: str, event: SpRecordEvent, now: float | None = None
@@ -55,10 +55,11 @@ class SeenStreamIds:
             if now - when < self.window:
                 break
             del seen[oldest]
-        identity = event_identity(event)
-        if (known := seen.get(event_id)) is not None and known[0] == identity:
+        # The event itself is kept (a frozen model, compared field by field
+        # only when its id comes again): no identity to build per event.
+        if (known := seen.get(event_id)) is not None and known[0] == event:
             return True
-        seen[event_id] = (identity, now)
+        seen[event_id] = (event, now)
         seen.move_to_end(event_id)
         if len(seen) > self.max_ids:
             seen.popitem(last=False)
