@@ -35,10 +35,12 @@ from custom_components.sprecord.const import (
     EVENT_SPRECORD,
     SUBENTRY_CONTACT,
 )
+from custom_components.sprecord.resume import ResumePosition, StreamPosition
 from custom_components.sprecord.storage import (
     RESUME_MAX_AGE,
     SAVE_DELAY,
     STORAGE_VERSION,
+    _resume,
 )
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
@@ -384,3 +386,67 @@ async def test_a_resume_position_is_not_sent_to_another_server(
         assert emulator.url not in str(saved_state(hass_storage, setup_entry))
     finally:
         await other.stop()
+
+
+async def test_a_server_resuming_at_least_once_sends_nothing_twice_after_a_reload(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    # The server resends the last three events it sent before `Last-Event-ID`.
+    emulator.resume_overlap = 3
+    fired = async_capture_events(hass, EVENT_SPRECORD)
+    for call_id in range(1, 5):
+        emulator.emit("incoming_call", call(call_id))
+    await wait_until(lambda: len(fired) == 4)
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    saved = hass_storage[f"{DOMAIN}.{setup_entry.entry_id}"]["data"]["resume"]
+    assert [event_id for event_id, _ in saved["handled"]] == ["1", "2", "3", "4"]
+    emulator.emit("incoming_sms", {"sms_src": "A", "text": "after", "trunk": "GSM1"})
+    await wait_until(lambda: len(fired) == 5)
+    await hass.async_block_till_done()
+
+    assert [
+        (e.data["event_type"], e.data["payload"].get("call_id")) for e in fired
+    ] == [
+        ("incoming_call", "1"),
+        ("incoming_call", "2"),
+        ("incoming_call", "3"),
+        ("incoming_call", "4"),
+        ("incoming_sms", None),
+    ]
+    assert setup_entry.runtime_data.link.stats.duplicates == 3
+
+
+def test_unreadable_handled_events_are_left_out_of_the_saved_position() -> None:
+    now = dt_util.utcnow()
+    good = ["7", "0123456789abcdef"]
+    position = _resume(
+        {
+            "event_id": "7",
+            "time": now.isoformat(),
+            "handled": [["6", "short"], good, ["", "0123456789abcdef"], "x", [1, 2]],
+        },
+        now,
+        None,
+    )
+    assert position is not None
+    assert position.handled == (("7", "0123456789abcdef"),)
+    assert _resume({"event_id": "7", "time": now.isoformat()}, now, None) == (
+        ResumePosition("7", now)
+    )
+
+
+def test_a_webhook_only_entry_keeps_no_position() -> None:
+    now = dt_util.utcnow()
+    saved = ResumePosition("7", now)
+    position = StreamPosition(saved, kept=False)
+    assert position.event_id is None  # the stand-in stream starts afresh
+    position.opened()
+    position.handled("8", now)
+    assert position.saved(now) is None
+    kept = StreamPosition(saved)
+    kept.handled("8", now)
+    assert kept.saved(now) == ResumePosition("8", now)

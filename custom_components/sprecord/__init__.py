@@ -129,7 +129,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) -> 
     transport = entry.options.get(CONF_TRANSPORT, TRANSPORT_SSE)
     store = SpRecordStore(hass, entry.entry_id, server=client.base_url)
     saved = await store.async_load()
-    position = StreamPosition(saved.resume)
+    position = StreamPosition(saved.resume, kept=transport != TRANSPORT_WEBHOOK)
     coordinator = SpRecordCoordinator(
         hass,
         entry,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
+import hashlib
+import itertools
 import json
 import time
 
@@ -23,6 +26,11 @@ def event_identity(event: SpRecordEvent) -> str:
     )
 
 
+def event_digest(event: SpRecordEvent) -> str:
+    """Return a short digest of an event's identity (saved, not the event)."""
+    return hashlib.sha256(event_identity(event).encode()).hexdigest()[:16]
+
+
 class SeenStreamIds:
     """The SSE ids of recently handled events, with what each event was.
 
@@ -40,7 +48,27 @@ class SeenStreamIds:
         """Remember ids for `window` seconds, at most `max_ids` of them."""
         self.window = window
         self.max_ids = max_ids
-        self._seen: OrderedDict[str, tuple[SpRecordEvent, float]] = OrderedDict()
+        self._seen: OrderedDict[str, tuple[SpRecordEvent | str, float]] = OrderedDict()
+        """By id: the event (or, taken from storage, its digest) and when."""
+
+    def seed(self, handled: Iterable[tuple[str, str]], now: float) -> None:
+        """Take the last events handled before a restart: (id, digest) pairs.
+
+        A server resuming at-least-once after the restart sends them again.
+        """
+        for event_id, digest in handled:
+            self._seen[event_id] = (digest, now)
+            self._seen.move_to_end(event_id)
+
+    def recent(self, count: int) -> list[tuple[str, str]]:
+        """Return the last `count` events remembered, as (id, digest) pairs."""
+        start = max(len(self._seen) - count, 0)
+        return [
+            (event_id, known if isinstance(known, str) else event_digest(known))
+            for event_id, (known, _) in itertools.islice(
+                self._seen.items(), start, None
+            )
+        ]
 
     def replayed(
         self, event_id: str, event: SpRecordEvent, now: float | None = None
@@ -57,7 +85,11 @@ class SeenStreamIds:
             del seen[oldest]
         # The event itself is kept (a frozen model, compared field by field
         # only when its id comes again): no identity to build per event.
-        if (known := seen.get(event_id)) is not None and known[0] == event:
+        if (known := seen.get(event_id)) is not None and (
+            known[0] == event_digest(event)
+            if isinstance(known[0], str)
+            else known[0] == event
+        ):
             return True
         seen[event_id] = (event, now)
         seen.move_to_end(event_id)

@@ -32,7 +32,7 @@ from .const import DOMAIN, LOGGER
 from .dedupe import SeenStreamIds
 from .linkstats import LinkStats
 from .reconnect import ReconnectPolicy, StreamHistory, StreamRecord
-from .resume import StreamPosition
+from .resume import RESUME_HANDLED, StreamPosition
 
 YIELD_EVERY = 50
 """Events handled in a row before the stream yields to the event loop."""
@@ -85,7 +85,10 @@ class StreamKeeper:
         self.policy = ReconnectPolicy()
         self.history = StreamHistory(time.monotonic())
         self._stream_ids = SeenStreamIds()
-        """A server resuming at-least-once sends handled events again."""
+        """A server resuming at-least-once sends handled events again (also
+        those handled before a restart: seeded from the saved position)."""
+        self._stream_ids.seed(position.saved_handled, time.monotonic())
+        position.recent_handled = lambda: self._stream_ids.recent(RESUME_HANDLED)
         self._stream: EventStream | None = None
         self._opened = 0.0
         self._last_event: float | None = None

@@ -30,7 +30,7 @@ from homeassistant.util import dt as dt_util
 from .const import DOMAIN
 from .ids import device_part, unique_prefix
 from .pbx import Pbx
-from .resume import ResumePosition
+from .resume import RESUME_HANDLED, ResumePosition
 
 STORAGE_VERSION = 1
 STORAGE_MINOR_VERSION = 2
@@ -40,6 +40,8 @@ RESUME_MAX_AGE = timedelta(days=1)
 history hardly reaches back so far, and a day's replay is no news any more."""
 RESUME = "resume"
 MAX_RESUME_ID = 256
+DIGEST_LENGTH = 16
+"""Hex digits of an event's digest (`dedupe.event_digest`)."""
 
 
 class _Store(Store[dict[str, Any]]):
@@ -98,10 +100,31 @@ def _resume(saved: Any, now: datetime, server: str | None) -> ResumePosition | N
         return None
     if saved.get("server") not in (None, server):
         return None
-    position = ResumePosition(event_id, time, _time(saved.get("seen")))
+    position = ResumePosition(
+        event_id, time, _time(saved.get("seen")), _handled(saved.get("handled"))
+    )
     if now - position.away_since > RESUME_MAX_AGE:
         return None
     return position
+
+
+def _handled(saved: Any) -> tuple[tuple[str, str], ...]:
+    """Return the saved (id, digest) pairs of the last events handled.
+
+    What cannot be read is left out: the worst is an event handled twice.
+    """
+    if not isinstance(saved, list):
+        return ()
+    return tuple(
+        (item[0], item[1])
+        for item in saved[-RESUME_HANDLED:]
+        if isinstance(item, list)
+        and len(item) == 2
+        and all(isinstance(part, str) for part in item)
+        and 0 < len(item[0]) <= MAX_RESUME_ID
+        and item[0].isprintable()
+        and len(item[1]) == DIGEST_LENGTH
+    )
 
 
 def _saved_pbxs(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -158,6 +181,8 @@ class SpRecordStore:
             }
             if resume.seen is not None:
                 saved["seen"] = resume.seen.isoformat()
+            if resume.handled:
+                saved["handled"] = [list(pair) for pair in resume.handled]
             if self._server is not None:
                 saved["server"] = self._server
             data[RESUME] = saved
