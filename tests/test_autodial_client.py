@@ -26,6 +26,7 @@ from custom_components.sprecord.api import (
     TaskState,
     TaskStatus,
     autodial as autodial_module,
+    autodial_models,
 )
 from custom_components.sprecord.api.autodial import DEFAULT_PORT
 from emulator.autodial import AutoDialEmulator
@@ -123,7 +124,8 @@ def test_names_are_exported_from_the_package() -> None:
         "NumberResult",
     ):
         assert name in api.__all__
-        assert getattr(api, name) is getattr(autodial_module, name)
+        home = autodial_module if name == "AutoDialClient" else autodial_models
+        assert getattr(api, name) is getattr(home, name)
     assert DEFAULT_PORT == 9000
 
 

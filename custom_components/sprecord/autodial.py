@@ -27,9 +27,8 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from yarl import URL
 
-from .api.autodial import (
-    DEFAULT_PORT,
-    AutoDialClient,
+from .api.autodial import DEFAULT_PORT, AutoDialClient
+from .api.autodial_models import (
     AutoDialCommand,
     AutoDialError,
     AutoDialNotFound,

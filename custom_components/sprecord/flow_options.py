@@ -28,7 +28,8 @@ from homeassistant.helpers.selector import (
 )
 import voluptuous as vol
 
-from .api.autodial import AutoDialClient, AutoDialError
+from .api.autodial import AutoDialClient
+from .api.autodial_models import AutoDialError
 from .autodial import parse_address
 from .compat import OptionsFlowBase
 from .const import (

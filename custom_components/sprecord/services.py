@@ -36,7 +36,7 @@ from homeassistant.helpers import (
 from homeassistant.helpers.device_registry import DeviceEntry
 import voluptuous as vol
 
-from .api.autodial import (
+from .api.autodial_models import (
     AutoDialAlreadyRunning,
     AutoDialCommand,
     AutoDialError,

@@ -38,34 +38,15 @@ from yarl import URL
 
 from .autodial_answers import MAX_ID, _results, _status, _task_id, _vendor_error
 from .autodial_models import (
-    AutoDialAlreadyRunning,
     AutoDialCommand,
     AutoDialError,
-    AutoDialNotFound,
     AutoDialUnreachable,
-    AutoDialWrongState,
     NumberResult,
-    TaskState,
     TaskStatus,
 )
-from .charset import _text, charset_codec
+from .charset import _text
 from .exceptions import ProtocolError
 from .storable import _storable
-
-__all__ = [
-    "DEFAULT_PORT",
-    "AutoDialAlreadyRunning",
-    "AutoDialClient",
-    "AutoDialCommand",
-    "AutoDialError",
-    "AutoDialNotFound",
-    "AutoDialUnreachable",
-    "AutoDialWrongState",
-    "NumberResult",
-    "TaskState",
-    "TaskStatus",
-    "charset_codec",
-]
 
 DEFAULT_PORT = 9000
 """The port the vendor serves the auto-dial API on."""
