@@ -168,6 +168,9 @@ class SpRecordEmulator:
         self.resume_overlap = 0
         """Events at or before `Last-Event-ID` sent again on resuming (a server
         that resumes at-least-once); 0 resumes exactly after it."""
+        self.resume_beyond_history = False
+        """Resuming after an id older than the events kept: send all those kept
+        (True), or nothing (False)."""
         self.separator = separator
         self.stats = EmulatorStats()
         self.hooks = HookRegistry(verify_timeout=verify_timeout)
@@ -409,8 +412,12 @@ class SpRecordEmulator:
             return
         # A server may resume at-least-once: from a little before the id.
         after = max(int(last_event_id) - self.resume_overlap, 0)
-        if not self._history or self._history[0][0] > after + 1:
-            return  # the gap is older than what we keep: nothing to resume
+        # The gap older than what is kept: nothing to resume, or (a server
+        # may do that instead) all that is kept.
+        if (
+            not self._history or self._history[0][0] > after + 1
+        ) and not self.resume_beyond_history:
+            return
         for event_id, key, frame in self._history:
             if event_id > after and key == stream.key:
                 stream.queue.put_nowait(frame)
@@ -668,6 +675,11 @@ class SpRecordEmulator:
         """Count SSE ids from 1 again, as a server that lost its state does."""
         self._ids = itertools.count(1)
         self._history.clear()
+
+    def forget_history(self, keep: int) -> None:
+        """Keep only the last `keep` events for resuming (a server keeps some)."""
+        while len(self._history) > keep:
+            self._history.popleft()
 
     def open_streams(self, key: str | None = None) -> int:
         """Return how many streams are open (for `key`, or in all)."""
