@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from custom_components.sprecord.api import SpRecordEvent, parse_event
-from custom_components.sprecord.replay import replayed
+from custom_components.sprecord.dedupe import event_digest
+from custom_components.sprecord.replay import Delivery, deliveries, replayed
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LONGEST = timedelta(hours=2)
@@ -77,7 +78,14 @@ def test_a_call_that_ended_in_the_backlog_is_replayed_an_open_one_rings() -> Non
 
 def test_a_restarted_pbx_reuses_an_id_for_another_call() -> None:
     events = [start(1), ev("startup"), start(1), end(1)]
-    assert replayed(events, **AWAY_LONG) == [False, True, True, True]
+    # The startup cut the first call 1: it rings no more. The next call 1
+    # ended in the backlog.
+    assert replayed(events, **AWAY_LONG) == [True, True, True, True]
+
+
+def test_a_call_cut_by_its_pbx_restarting_is_replayed_another_pbx_rings() -> None:
+    events = [start(1), start(2, OTHER), ev("startup"), start(3)]
+    assert replayed(events, **AWAY_LONG) == [True, False, True, False]
 
 
 def test_a_pbx_that_started_while_away_for_long_is_replayed() -> None:
@@ -131,3 +139,46 @@ def test_after_a_short_absence_every_event_fires() -> None:
         local_zone=MOSCOW,
     )
     assert flags == [False] * 5
+
+
+AWAY_SHORT = {**AWAY_LONG, "since": NOW - timedelta(minutes=2)}
+"""Home Assistant was away for two minutes (an update)."""
+
+
+def test_a_call_in_progress_at_the_restart_rings_again_only_if_it_still_does() -> None:
+    ringing, talking, gone = start(1), start(2), start(3)
+    again = {event_digest(event) for event in (ringing, talking, gone)}
+    events = [
+        ringing,
+        talking,
+        gone,
+        end(3),  # ended while Home Assistant was down
+        ev("start_talk", call_id=2, call_src="+79161234567", call_dst="101"),
+        start(4),  # a new call, still ringing
+    ]
+    for away in (AWAY_SHORT, AWAY_LONG):
+        shown = deliveries(events, **away, again=again)
+        assert shown[:3] == [Delivery.AGAIN, Delivery.AGAIN, Delivery.RESENT]
+        assert shown[4:] == [Delivery.LIVE, Delivery.LIVE]
+    # Its end is news after a short absence, the past after a long one.
+    assert deliveries(events, **AWAY_SHORT, again=again)[3] is Delivery.LIVE
+    assert deliveries(events, **AWAY_LONG, again=again)[3] is Delivery.REPLAY
+
+
+def test_a_call_in_progress_cut_by_its_pbx_restarting_does_not_ring_again() -> None:
+    ringing = start(1)
+    # The PBX restarted while Home Assistant was down; a new call 1 came.
+    twin = start(1)
+    events = [ringing, ev("startup"), twin]
+    shown = deliveries(events, **AWAY_SHORT, again={event_digest(ringing)})
+    assert shown == [Delivery.RESENT, Delivery.LIVE, Delivery.LIVE]
+
+
+def test_without_calls_sent_again_deliveries_follow_replayed() -> None:
+    events = [start(8), end(8), start(9)]
+    assert deliveries(events, **AWAY_LONG) == [
+        Delivery.REPLAY,
+        Delivery.REPLAY,
+        Delivery.LIVE,
+    ]
+    assert deliveries(events, **AWAY_SHORT, again=set()) == [Delivery.LIVE] * 3

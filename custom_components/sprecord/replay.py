@@ -14,13 +14,21 @@ when the backlog ends rings (again) as usual, an SMS is replayed when it is
 dated before the longest call's span, and a PBX's startup is replayed (it
 started while Home Assistant was away, long ago or not).
 
+A call in progress when Home Assistant went down is sent again too: the
+stream resumed from before its first event (`journal.py`). Those events,
+handled before the restart, show the call again and ring again if it is
+still going; if its end is in the backlog, they only restore it, without a
+trigger or a bus event (they were on the bus before the restart), whatever
+the absence.
+
 Free of Home Assistant; `backlog.py` collects the backlog and asks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta, tzinfo
+from enum import Enum
 
 from .api import (
     AnswerElsewhereEvent,
@@ -30,10 +38,55 @@ from .api import (
     SpRecordEvent,
     StartupEvent,
 )
+from .dedupe import event_digest
 from .sms import sms_time
 
 type _CallKey = tuple[str, int, str]
 """A call within a backlog: its PBX, the PBX's starts seen before it, its id."""
+
+
+class Delivery(Enum):
+    """How an event of a backlog is shown."""
+
+    LIVE = "live"
+    """As it comes: state, bus, logbook, triggers."""
+    REPLAY = "replay"
+    """The past: state, list, logbook; the bus says `replayed`; no trigger."""
+    RESENT = "resent"
+    """Handled before the restart, its call over since: the state only."""
+    AGAIN = "again"
+    """Handled before the restart, its call still going: shown and rung again;
+    the bus says `again`."""
+
+
+def deliveries(
+    events: Sequence[SpRecordEvent],
+    *,
+    since: datetime,
+    now: datetime,
+    longest_call: timedelta,
+    local_zone: tzinfo,
+    again: Collection[str] = (),
+) -> list[Delivery]:
+    """Tell, for each event of a backlog, how it is shown.
+
+    `again` holds the digests (`dedupe.event_digest`) of the events of the
+    calls in progress at the restart, which the server sends again; the
+    others follow `replayed()`.
+    """
+    flags = replayed(
+        events, since=since, now=now, longest_call=longest_call, local_zone=local_zone
+    )
+    shown = [Delivery.REPLAY if flag else Delivery.LIVE for flag in flags]
+    if not again:
+        return shown
+    keys, ended = _calls(events)
+    expected = set(again)
+    for index, (event, key) in enumerate(zip(events, keys, strict=True)):
+        if key is not None and (digest := event_digest(event)) in expected:
+            expected.discard(digest)  # sent again once; a later twin is new
+            shown[index] = Delivery.RESENT if key in ended else Delivery.AGAIN
+    return shown
 
 
 def replayed(
@@ -54,16 +107,7 @@ def replayed(
     oldest = now - longest_call
     if since >= oldest:
         return [False] * len(events)
-    starts: dict[str, int] = {}
-    keys: list[_CallKey | None] = []
-    ended: set[_CallKey] = set()
-    for event in events:
-        if isinstance(event, StartupEvent):
-            starts[event.device_id] = starts.get(event.device_id, 0) + 1
-        key = _call_key(event, starts)
-        keys.append(key)
-        if key is not None and isinstance(event, CallEndEvent):
-            ended.add(key)
+    keys, ended = _calls(events)
     flags = []
     for event, key in zip(events, keys, strict=True):
         if key is not None:
@@ -75,6 +119,32 @@ def replayed(
         else:
             flags.append(False)
     return flags
+
+
+def _calls(
+    events: Sequence[SpRecordEvent],
+) -> tuple[list[_CallKey | None], set[_CallKey]]:
+    """Return each event's call (None: not a call's) and the calls that end.
+
+    A PBX's startup ends its calls (a call cut by it is not going on).
+    """
+    starts: dict[str, int] = {}
+    keys: list[_CallKey | None] = []
+    ended: set[_CallKey] = set()
+    for event in events:
+        if isinstance(event, StartupEvent):
+            ended.update(
+                key
+                for key in keys
+                if key is not None
+                and key[0] == event.device_id
+                and key[1] == starts.get(event.device_id, 0)
+            )
+            starts[event.device_id] = starts.get(event.device_id, 0) + 1
+        keys.append(key := _call_key(event, starts))
+        if key is not None and isinstance(event, CallEndEvent):
+            ended.add(key)
+    return keys, ended
 
 
 def _call_key(event: SpRecordEvent, starts: dict[str, int]) -> _CallKey | None:
