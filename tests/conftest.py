@@ -258,6 +258,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                 f"reconnect gap), {sum(r['lost_after'] for r in rows)} of "
                 f"{sum(r['sent_after'] for r in rows)} sent after"
             )
+    for server in ("resuming", "not_resuming"):
+        rows = [
+            r for (_kind, s), r in results.items() if s == server and "in_progress" in r
+        ]
+        if rows:
+            name = server.replace("_", " ")
+            parts.append(
+                f"calls in progress at a restart shown again ({name} server): "
+                f"{sum(r['shown_again'] for r in rows)} of "
+                f"{sum(r['in_progress'] for r in rows)}"
+            )
     duplicates = sum(r["duplicates"] for r in results.values())
     shares = [
         f"{server.replace('_', ' ')} {r['connected_share']:.1%}"

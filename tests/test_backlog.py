@@ -176,7 +176,11 @@ async def test_a_backlog_held_at_unload_is_handled_and_saved(
     assert len(fired) == 6
     saved = hass_storage[f"{DOMAIN}.{setup_entry.entry_id}"]["data"]
     assert saved["missed_count"] == 1
-    assert saved["resume"]["event_id"] == "7"
+    # Call 3 rings still (its event is the 7th): the stream resumes from
+    # before it, to show it again if it still rings.
+    assert saved["resume"]["event_id"] == "6"
+    assert saved["resume"]["latest"] == "7"
+    assert [event_id for event_id, _ in saved["resume"]["again"]] == ["7"]
 
 
 async def test_the_position_before_a_held_backlog_is_what_a_stop_saves(
@@ -192,7 +196,8 @@ async def test_the_position_before_a_held_backlog_is_what_a_stop_saves(
     # the events it holds.
     assert coordinator.saved()["resume"]["event_id"] == "1"
     assert await hass.config_entries.async_unload(setup_entry.entry_id)
-    assert coordinator.saved()["resume"]["event_id"] == "7"
+    # All handled; call 3 (the 7th event) still rings: held back before it.
+    assert coordinator.saved()["resume"]["event_id"] == "6"
 
 
 async def test_a_backlog_that_keeps_coming_is_held_until_it_is_over(

@@ -50,7 +50,7 @@ from custom_components.sprecord.const import (
 from custom_components.sprecord.webhook import MAX_BODY
 from emulator import SpRecordEmulator
 
-from .helpers import wait_until
+from .helpers import wait_for_state, wait_until
 from .test_states import CALL_STATE, call, end
 from .test_webhook import make_entry, post
 
@@ -127,6 +127,10 @@ class Harness:
     """(seconds, seconds connected) of each quiet spell behind a proxy."""
     lives: int = 1
     """Home Assistant's starts: a restart makes one more."""
+    in_progress: int = 0
+    """Calls in progress when Home Assistant stopped (and after it started)."""
+    shown_again: int = 0
+    """Of them, those shown again after the restart."""
     life: AbstractAsyncContextManager[HomeAssistant] | None = None
     """The Home Assistant the harness started itself (it can stop it)."""
     _unlisten: CALLBACK_TYPE | None = None
@@ -210,10 +214,29 @@ class Harness:
         return {("incoming_call", str(call_id)), ("call_end", str(call_id))}
 
     def delivered(self, identities: set[Identity]) -> Counter[Identity]:
-        """Count the bus events of `identities` (type and call id or sender)."""
+        """Count the bus events of `identities` (type and call id or sender).
+
+        Not those of a call shown again after a restart (`again`): they
+        were delivered before it, and are counted by `ha_restart_mid_call`.
+        """
         return Counter(
-            identity for e in self.bus if (identity := identity_of(e)) in identities
+            identity
+            for e in self.bus
+            if (identity := identity_of(e)) in identities and not e.data.get("again")
         )
+
+    def note_shown_again(self, call_id: int) -> None:
+        """Count a call in progress at a restart if it was shown again.
+
+        Its events handled again say `again`; each at most once.
+        """
+        again = Counter(
+            identity
+            for e in self.bus
+            if e.data.get("again") and (identity := identity_of(e))[1] == str(call_id)
+        )
+        assert max(again.values(), default=1) == 1, again
+        self.shown_again += bool(again)
 
     def send_call_or_sms(self, sms: bool) -> set[Identity]:
         """Send a whole call, or an SMS; return the identities sent."""
@@ -418,18 +441,26 @@ async def dns_failure(h: Harness) -> Callable[[], None]:
 
 
 async def entry_reload_mid_call(h: Harness) -> None:
-    """The entry reloads while a call rings; it is not resurrected.
+    """The entry reloads while a call rings; it rings again only if known to.
 
-    An update or an options change does this; a restart of Home Assistant
-    is the same over the same storage, which this harness cannot stop.
+    An update or an options change does this. A resuming server sends the
+    call again: it rings again (it still does), then its end comes. From a
+    server that does not resume, the call is forgotten until its end.
     """
     call_id = next(_call_ids)
     h.emulator.emit("incoming_call", call(call_id))
     await wait_until(lambda: h.hass.states.get(CALL_STATE).state == "ringing")
     assert await h.hass.config_entries.async_reload(h.entry.entry_id)
     await h.hass.async_block_till_done()
-    assert h.hass.states.get(CALL_STATE).state == "idle"
-    h.emulator.emit("call_end", end(call_id))  # the end of the forgotten call
+    h.in_progress += 1
+    if h.server == "resuming":
+        state = await wait_for_state(h.hass, CALL_STATE, "ringing", timeout=10)
+        assert state.attributes["call_id"] == str(call_id)
+    else:
+        assert h.hass.states.get(CALL_STATE).state == "idle"
+    h.emulator.emit("call_end", end(call_id))
+    await wait_until(lambda: h.delivered({("call_end", str(call_id))}))
+    h.note_shown_again(call_id)
 
 
 TIME_SCALE = 0.02
@@ -500,12 +531,17 @@ async def idle_cut(h: Harness) -> Callable[[], None]:
 
 
 async def ha_restart_mid_call(h: Harness) -> None:
-    """Home Assistant stops while a call rings and starts again from storage.
+    """Home Assistant stops while a call rings and another talks; it starts again.
 
-    While it is down, the call is answered and ends, another call comes and
-    goes, and an SMS arrives; all of them are looked for by identity later.
+    While it is down, the ringing call is answered and ends, another call
+    comes and goes, and an SMS arrives; all of them are looked for by
+    identity later. The talking call still talks after the restart: a
+    resuming server shows it again (its events come again, marked `again`),
+    then its end comes.
     """
-    call_id = next(_call_ids)
+    call_id, talking = next(_call_ids), next(_call_ids)
+    h.emulator.emit("incoming_call", call(talking, trunk="GSM2"))
+    h.emulator.emit("start_talk", call(talking, trunk="GSM2"))
     h.emulator.emit("incoming_call", call(call_id))
     await wait_until(lambda: h.hass.states.get(CALL_STATE).state == "ringing")
     await h.stop_home_assistant()
@@ -516,7 +552,14 @@ async def ha_restart_mid_call(h: Harness) -> None:
     down |= h.send_call_or_sms(sms=False) | h.send_call_or_sms(sms=True)
     h.sent_by_fault |= down
     h.in_gap_by_fault |= down
+    h.in_progress += 1
     await h.restart_home_assistant()
+    if h.server == "resuming":
+        state = await wait_for_state(h.hass, CALL_STATE, "talking", timeout=10)
+        assert state.attributes["call_id"] == str(talking)
+    h.emulator.emit("call_end", end(talking))
+    await wait_until(lambda: h.delivered({("call_end", str(talking))}))
+    h.note_shown_again(talking)
 
 
 async def burst_10000(h: Harness) -> None:
@@ -728,6 +771,9 @@ async def test_fault(
     in_gap |= harness.in_gap_by_fault
     figures["sent_during"] += len(harness.sent_by_fault)
     figures["sent_in_gap"] += len(harness.in_gap_by_fault)
+    if harness.in_progress:
+        figures["in_progress"] = harness.in_progress
+        figures["shown_again"] = harness.shown_again
     seen = harness.delivered(during)
     lost = during - set(seen)
     figures["lost_during"] = len(lost)
@@ -755,9 +801,11 @@ async def test_fault(
     assert figures["duplicates"] == 0
     if server == "resuming":
         assert not lost, f"lost {len(lost)} of {len(during)}: {sorted(lost)}"
+        assert harness.shown_again == harness.in_progress
     else:
         # Without resuming, only what was sent inside the gap may be lost.
         assert lost <= in_gap
+        assert harness.shown_again == 0  # nothing shows such a call again
     assert emulator.stats.max_open_streams == 1
     ours = [
         r

@@ -7,6 +7,10 @@ the webhook with both transports on, in the order they came) is held from
 setup until the backlog is over: the stream is open and nothing came for
 `BACKLOG_QUIET`, or `BACKLOG_MAX` after setup at the latest. Then
 `replay.py` tells which of them only replay the past, seeing whole calls.
+
+The stream may also resume from before calls that were in progress when
+Home Assistant went down (`journal.py`): their events come again, and are
+held the same way after any absence, to tell whether they still are.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.util import dt as dt_util
 
 from .api import SpRecordEvent
-from .replay import replayed
+from .replay import Delivery, deliveries
 from .resume import ResumePosition
 
 BACKLOG_QUIET = 1.0
@@ -64,9 +68,13 @@ class BacklogHold:
         """Hold the events to come if Home Assistant was away for long.
 
         Only an absence longer than the longest call can have a backlog
-        that merely replays the past; after a shorter one nothing is held.
+        that merely replays the past; after a shorter one nothing is held,
+        unless calls in progress come again.
         """
-        if dt_util.utcnow() - resumed_from.away_since <= self.longest_call:
+        if (
+            dt_util.utcnow() - resumed_from.away_since <= self.longest_call
+            and not resumed_from.again
+        ):
             return
         self._events = []
         self.resumed_from = resumed_from
@@ -112,8 +120,8 @@ class BacklogHold:
         self._over()
 
     @callback
-    def async_take(self) -> list[tuple[SpRecordEvent, bool]]:
-        """Stop holding; return the events held, each with whether it replays."""
+    def async_take(self) -> list[tuple[SpRecordEvent, Delivery]]:
+        """Stop holding; return the events held, each with how it is shown."""
         for unsub in (self._quiet_unsub, self._max_unsub):
             if unsub is not None:
                 unsub()
@@ -121,11 +129,12 @@ class BacklogHold:
         events, self._events = self._events, None
         if not events or self.resumed_from is None:
             return []
-        flags = replayed(
+        flags = deliveries(
             events,
             since=self.resumed_from.away_since,
             now=dt_util.utcnow(),
             longest_call=self.longest_call,
             local_zone=dt_util.get_default_time_zone(),
+            again={digest for _, digest in self.resumed_from.again},
         )
         return list(zip(events, flags, strict=True))

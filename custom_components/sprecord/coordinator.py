@@ -32,6 +32,7 @@ from .contacts import EntryPhonebook
 from .devices import async_register_device, async_remove_line_devices
 from .ids import signal_event, signal_new_line, signal_new_pbx, signal_pbx
 from .pbx import Pbx, PbxChange, event_kind
+from .replay import Delivery
 from .resume import ResumePosition, StreamPosition
 from .storage import SpRecordStore
 
@@ -39,6 +40,13 @@ if TYPE_CHECKING:
     from .autodial import PbxAutoDial
 
 
+_BUS_FLAGS: dict[Delivery, dict[str, bool]] = {
+    Delivery.LIVE: {},
+    Delivery.REPLAY: {"replayed": True},
+    Delivery.RESENT: {},
+    Delivery.AGAIN: {"again": True},
+}
+"""What a `sprecord_event` adds to say how its event came."""
 MAX_PBXS = 16
 """PBXs one entry follows; events of more are skipped (memory stays bounded
 whatever arrives, e.g. webhook bodies with made-up ids)."""
@@ -94,11 +102,14 @@ class SpRecordCoordinator:
         self._backlog = BacklogHold(
             hass,
             longest_call=call_timeout,
-            stream_open=lambda: position.open,
+            # A stream resumed from before calls in progress is not yet
+            # known to send them again (`StreamKeeper._probe`).
+            stream_open=lambda: position.open and not position.probing,
             over=self.async_release_backlog,
         )
         """The stream's first events after a long absence, held."""
         self._stopped = False
+        position.active_calls = self._active_calls
 
     # --- the PBXs --------------------------------------------------------------
 
@@ -123,6 +134,14 @@ class SpRecordCoordinator:
         pbx = self._new_pbx(pbx_id, number)
         self.pbxs[pbx_id] = pbx
         return pbx
+
+    def _active_calls(self) -> list[tuple[str, str]]:
+        """Return the calls in progress, by PBX id and call id."""
+        return [
+            (pbx_id, call_id)
+            for pbx_id, pbx in self.pbxs.items()
+            for call_id in pbx.tracker.active
+        ]
 
     def follows_pbx(self, pbx_id: str) -> bool:
         """Tell whether the entry follows the PBX of that id."""
@@ -265,11 +284,12 @@ class SpRecordCoordinator:
             self._schedule_flush()
         if self._backlog.async_hold(event):
             return
-        self._handle(event, replay=False)
+        self._handle(event, Delivery.LIVE)
 
     @callback
-    def _handle(self, event: SpRecordEvent, *, replay: bool) -> None:
+    def _handle(self, event: SpRecordEvent, delivery: Delivery) -> None:
         """Route one event to its PBX and show what it changed."""
+        replay = delivery in (Delivery.REPLAY, Delivery.RESENT)
         try:
             if (pbx := self._pbx_for(event.device_id)) is not None:
                 change = pbx.handle(
@@ -279,7 +299,7 @@ class SpRecordCoordinator:
                     replay=replay,
                     local_zone=dt_util.get_default_time_zone(),
                 )
-                self._show(pbx, change, event, replay=replay)
+                self._show(pbx, change, event, delivery)
         except Exception:  # noqa: BLE001 (logged with its traceback)
             LOGGER.exception(
                 "Error while handling an SpRecord %s event", for_log(event.type)
@@ -302,8 +322,8 @@ class SpRecordCoordinator:
     @callback
     def async_release_backlog(self) -> None:
         """Handle the held backlog as a whole (also when the entry unloads)."""
-        for event, replay in self._backlog.async_take():
-            self._handle(event, replay=replay)
+        for event, delivery in self._backlog.async_take():
+            self._handle(event, delivery)
 
     @callback
     def _show(
@@ -311,13 +331,14 @@ class SpRecordCoordinator:
         pbx: Pbx,
         change: PbxChange,
         event: SpRecordEvent | None = None,
-        *,
-        replay: bool = False,
+        delivery: Delivery = Delivery.LIVE,
     ) -> None:
         """Turn what a PBX's event (or expiry) changed into Home Assistant's.
 
         A replayed event (`replay.py`) updates the state and the logbook, and
-        its bus event says `replayed`; it triggers no event entity.
+        its bus event says `replayed`; it triggers no event entity. One sent
+        again after a restart, of a call over since, only updates the state;
+        of a call still going, it fires as new, its bus event saying `again`.
         """
         hass = self.hass
         entry_id = self.entry.entry_id
@@ -334,19 +355,23 @@ class SpRecordCoordinator:
             self.async_schedule_save()
         if change.reschedule:
             self._schedule_expiry(pbx, change.next_expiry)
-        if change.bus is not None:
+        if change.bus is not None and delivery is not Delivery.RESENT:
             hass.bus.async_fire(
                 EVENT_SPRECORD,
                 {
                     "device_id": pbx.device_registry_id,
                     "config_entry_id": entry_id,
                     **change.bus,
-                    **({"replayed": True} if replay else {}),
+                    **_BUS_FLAGS[delivery],
                 },
             )
         for logged in change.logs:
             self._fire_log(pbx, logged)
-        if event is not None and not replay and (kind := event_kind(event)):
+        if (
+            event is not None
+            and delivery in (Delivery.LIVE, Delivery.AGAIN)
+            and (kind := event_kind(event))
+        ):
             # The event entity fires at once, one event after the other.
             async_dispatcher_send(
                 hass, signal_event(entry_id, prefix, kind), event, change.call

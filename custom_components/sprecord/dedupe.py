@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 import hashlib
-import itertools
 import json
 import time
 
@@ -59,16 +58,6 @@ class SeenStreamIds:
         for event_id, digest in handled:
             self._seen[event_id] = (digest, now)
             self._seen.move_to_end(event_id)
-
-    def recent(self, count: int) -> list[tuple[str, str]]:
-        """Return the last `count` events remembered, as (id, digest) pairs."""
-        start = max(len(self._seen) - count, 0)
-        return [
-            (event_id, known if isinstance(known, str) else event_digest(known))
-            for event_id, (known, _) in itertools.islice(
-                self._seen.items(), start, None
-            )
-        ]
 
     def replayed(
         self, event_id: str, event: SpRecordEvent, now: float | None = None

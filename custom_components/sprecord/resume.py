@@ -7,17 +7,29 @@ what it could have missed begins when it stopped seeing the stream, `seen`,
 stamped whenever the position is saved while the stream is open and when
 the stream closes. Free of Home Assistant; the stream moves the position,
 the coordinator saves it.
+
+While calls are in progress, the position saved is held back to before the
+oldest one's first event, so that a resuming server sends the calls again
+(`journal.py`); the last event handled is saved with it (`latest`). After
+the restart, the first stream must show that the server resumes from
+there (`StreamPosition.probing`); if not, it opens again from `latest`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
+
+from .api import SpRecordEvent
+from .dedupe import event_digest
+from .journal import JOURNAL_SIZE, CallKey, Handled, StreamJournal
 
 RESUME_HANDLED = 16
 """The last events handled saved with the position (a resuming server's
 overlap is a few events)."""
+MAX_SAVED_EVENTS = RESUME_HANDLED + JOURNAL_SIZE
+"""The most events saved as handled, or as sent again, with a position."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +41,15 @@ class ResumePosition:
     """When the event of that id came."""
     seen: datetime | None = None
     """When Home Assistant last saw the stream open (None: not known)."""
-    handled: tuple[tuple[str, str], ...] = ()
+    handled: tuple[Handled, ...] = ()
     """The last events handled up to it, as (id, digest): a server resuming
-    at-least-once sends them again, and they are recognised."""
+    at-least-once sends them again, and they are recognised. Held back, also
+    those after it that are not of a call in progress."""
+    again: tuple[Handled, ...] = ()
+    """Held back: the events of the calls in progress after it, which a
+    resuming server sends again and which are handled again."""
+    latest: str | None = None
+    """Held back: the id of the last event handled."""
 
     @property
     def away_since(self) -> datetime:
@@ -53,6 +71,8 @@ class StreamPosition:
         if not kept:
             saved = None
         self.kept = kept
+        self._restored = saved
+        """The position as saved, saved again until the stream moves."""
         self.event_id = None if saved is None else saved.event_id
         """The id of the last event handled (or of the saved one)."""
         self._time = None if saved is None else saved.time
@@ -61,19 +81,67 @@ class StreamPosition:
         """Whether a stream is open now."""
         self.saved_handled = () if saved is None else saved.handled
         """The events handled before the restart, as saved."""
-        self.recent_handled: Callable[[], list[tuple[str, str]]] = list
-        """The last events handled (the stream's), to save with the position."""
+        self.journal = StreamJournal(
+            None if saved is None else (saved.event_id, saved.time)
+        )
+        """The stream's last events (to hold the saved position back)."""
+        self.active_calls: Callable[[], Collection[CallKey]] = tuple
+        """The calls in progress (the coordinator's), by PBX and call id."""
+        self.latest = None if saved is None else saved.latest
+        """Held back: the id to resume from if the server does not go back."""
+        self._expected = frozenset(
+            () if saved is None else (*saved.handled, *saved.again)
+        )
 
-    def handled(self, event_id: str | None, when: datetime) -> None:
+    @property
+    def probing(self) -> bool:
+        """Tell whether the stream resumes from a held-back position, unproven."""
+        return self.latest is not None
+
+    def expected(self, event_id: str, event: SpRecordEvent) -> bool:
+        """Tell whether an event is one a server resuming from here sends first.
+
+        It is an event handled before the restart, sent again: one of the
+        calls in progress, or one of those handled (at-least-once).
+        """
+        return (event_id, event_digest(event)) in self._expected
+
+    def confirmed(self) -> None:
+        """Note that the server resumes from the held-back position."""
+        self.latest = None
+
+    def fall_back(self) -> None:
+        """Resume from the last event handled: the server did not go back."""
+        if self.latest is not None and self._time is not None:
+            self.event_id = self.latest
+            self.journal = StreamJournal((self.latest, self._time))
+            self._restored = None
+        self.latest = None
+
+    def handled(
+        self, event_id: str | None, when: datetime, event: SpRecordEvent | None = None
+    ) -> None:
         """Note an event handled (`event_id` None: the stream gave no id)."""
         if event_id:
             self.event_id = event_id
             self._time = when
+            self._restored = None
+            if event is not None:
+                self.journal.record(event_id, when, event)
 
-    def passed(self, event_id: str | None) -> None:
+    def passed(
+        self,
+        event_id: str | None,
+        when: datetime | None = None,
+        event: SpRecordEvent | None = None,
+    ) -> None:
         """Note an id the stream went past without a new event (a repeat)."""
-        if event_id:
+        if event_id and event_id != self.event_id:
             self.event_id = event_id
+            self._restored = None
+        if event_id and when is not None and event is not None:
+            self._restored = None
+            self.journal.record(event_id, when, event)
 
     def opened(self) -> None:
         """Note a stream that opened."""
@@ -86,12 +154,43 @@ class StreamPosition:
             self._seen = now
 
     def saved(self, now: datetime) -> ResumePosition | None:
-        """Return the position to save now (None: the stream gave no id yet)."""
+        """Return the position to save now (None: the stream gave no id yet).
+
+        While calls are in progress, it is held back to before the oldest
+        one's first event (`journal.py`).
+        """
         if not self.kept or not self.event_id or self._time is None:
             return None
+        seen = now if self.open else self._seen
+        if self._restored is not None:
+            return replace(self._restored, seen=seen)
+        hold = self.journal.hold_back(self.active_calls(), RESUME_HANDLED)
+        if hold is None:
+            return ResumePosition(
+                self.event_id,
+                self._time,
+                seen,
+                _last(
+                    (*self.saved_handled, *self.journal.last(RESUME_HANDLED)),
+                    RESUME_HANDLED,
+                ),
+            )
+        # The events saved before stay while calls are in progress: some of
+        # them may come before the point (at-least-once), some after it.
         return ResumePosition(
+            hold.event_id,
+            hold.time,
+            seen,
+            _last((*self.saved_handled, *hold.before, *hold.after), MAX_SAVED_EVENTS),
+            tuple(hold.again),
             self.event_id,
-            self._time,
-            now if self.open else self._seen,
-            tuple(self.recent_handled()),
         )
+
+
+def _last(handled: Iterable[Handled], count: int) -> tuple[Handled, ...]:
+    """Return the last `count` events of `handled`, each id once (its last)."""
+    unique: dict[str, str] = {}
+    for event_id, digest in handled:
+        unique.pop(event_id, None)
+        unique[event_id] = digest
+    return tuple(unique.items())[-count:]

@@ -32,10 +32,13 @@ from .const import DOMAIN, LOGGER
 from .dedupe import SeenStreamIds
 from .linkstats import LinkStats
 from .reconnect import ReconnectPolicy, StreamHistory, StreamRecord
-from .resume import RESUME_HANDLED, StreamPosition
+from .resume import StreamPosition
 
 YIELD_EVERY = 50
 """Events handled in a row before the stream yields to the event loop."""
+PROBE_WAIT = 2.0
+"""Seconds a stream resumed from a held-back position waits for the first
+event sent again (a resuming server sends its backlog at once)."""
 
 
 class LinkState(Protocol):
@@ -86,9 +89,11 @@ class StreamKeeper:
         self.history = StreamHistory(time.monotonic())
         self._stream_ids = SeenStreamIds()
         """A server resuming at-least-once sends handled events again (also
-        those handled before a restart: seeded from the saved position)."""
-        self._stream_ids.seed(position.saved_handled, time.monotonic())
-        position.recent_handled = lambda: self._stream_ids.recent(RESUME_HANDLED)
+        those handled before a restart: seeded from the saved position when
+        the first stream opens)."""
+        self._seeded = False
+        self._from_latest = False
+        """The stream ends to open again from the last event handled."""
         self._stream: EventStream | None = None
         self._opened = 0.0
         self._last_event: float | None = None
@@ -144,6 +149,9 @@ class StreamKeeper:
         self._opened = time.monotonic()
         self._last_event = None
         self.history.opened(self._opened)
+        if not self._seeded:
+            self._seeded = True
+            self._stream_ids.seed(self.position.saved_handled, self._opened)
         self.position.opened()
         self.stats.tcp_keepalive = stream.tcp_keepalive
         self._state.stream_up()
@@ -195,7 +203,11 @@ class StreamKeeper:
                     continue
                 self.opened(stream)
             await self._read(stream)
-            record = self._ended(stream)
+            record = self._ended(stream, cut=not self._from_latest)
+            if self._from_latest:
+                self._from_latest = False
+                self.position.fall_back()
+                continue  # at once: not a failure of the stream
             retry = None if stream.retry is None else stream.retry / 1000
             await asyncio.sleep(
                 policy.stream_ended(record.lived, events=record.events, retry=retry)
@@ -205,19 +217,16 @@ class StreamKeeper:
         """Handle the stream's events until it ends; then close it."""
         handled = 0
         try:
+            if self.position.probing and not await self._probe(stream):
+                self._from_latest = True
+                return
             async for event in stream:
-                self._last_event = time.monotonic()
-                if self._stream_ids.replayed(stream.event_id, event):
-                    self.stats.duplicates += 1
-                    self.position.passed(stream.last_event_id)
-                    continue
-                self._deliver(event, "sse")
-                self.position.handled(stream.last_event_id, dt_util.utcnow())
-                handled += 1
-                if handled % YIELD_EVERY == 0:
-                    # A burst is all buffered: let the rest of Home Assistant
-                    # run between slices of it.
-                    await asyncio.sleep(0)
+                if self._take(stream, event):
+                    handled += 1
+                    if handled % YIELD_EVERY == 0:
+                        # A burst is all buffered: let the rest of Home
+                        # Assistant run between slices of it.
+                        await asyncio.sleep(0)
         except SpRecordError as err:
             self._state.stream_down(err)
         except Exception as err:  # noqa: BLE001 (logged with its traceback)
@@ -229,3 +238,38 @@ class StreamKeeper:
                 self.close()
             else:
                 stream.close()
+
+    def _take(self, stream: EventStream, event: SpRecordEvent) -> bool:
+        """Hand an event on, unless it is one handled already; tell which."""
+        self._last_event = time.monotonic()
+        if self._stream_ids.replayed(stream.event_id, event):
+            self.stats.duplicates += 1
+            self.position.passed(stream.last_event_id, dt_util.utcnow(), event)
+            return False
+        self._deliver(event, "sse")
+        self.position.handled(stream.last_event_id, dt_util.utcnow(), event)
+        return True
+
+    async def _probe(self, stream: EventStream) -> bool:
+        """Tell whether the stream goes on (False: it opens again from `latest`).
+
+        A server resuming from the held-back position sends at once the
+        first event of a call in progress at the restart, or an event handled
+        before (at-least-once). If nothing comes, it did not go back: it
+        keeps too little of its past, or does not resume at all. The stream
+        then opens again from the last event handled, so that a server that
+        keeps that much loses nothing; it is quiet, so nothing is lost in
+        between either. If another event comes first, the server sends what
+        happens now: the stream goes on (ending it could lose the next).
+        """
+        try:
+            async with asyncio.timeout(PROBE_WAIT):
+                event = await anext(stream)
+        except TimeoutError:
+            LOGGER.debug("Nothing sent again: the stream resumes from the last event")
+            return False
+        if not self.position.expected(stream.event_id, event):
+            LOGGER.debug("The server did not go back: calls in progress not resent")
+        self.position.confirmed()
+        self._take(stream, event)
+        return True

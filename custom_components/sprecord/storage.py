@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import hashlib
-from typing import Any
+from typing import Any, TypeGuard
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.storage import Store
@@ -30,7 +30,7 @@ from homeassistant.util import dt as dt_util
 from .const import DOMAIN
 from .ids import device_part, unique_prefix
 from .pbx import Pbx
-from .resume import RESUME_HANDLED, ResumePosition
+from .resume import MAX_SAVED_EVENTS, ResumePosition
 
 STORAGE_VERSION = 1
 STORAGE_MINOR_VERSION = 2
@@ -94,35 +94,52 @@ def _resume(saved: Any, now: datetime, server: str | None) -> ResumePosition | N
     if not isinstance(saved, dict):
         return None
     event_id, time = saved.get("event_id"), _time(saved.get("time"))
-    if not isinstance(event_id, str) or time is None:
-        return None
-    if not event_id or len(event_id) > MAX_RESUME_ID or not event_id.isprintable():
+    if not _is_id(event_id) or time is None:
         return None
     if saved.get("server") not in (None, server):
         return None
+    again = _handled(saved.get("again"))
+    latest = saved.get("latest")
+    if not again or not _is_id(latest):
+        # Held back for calls in progress, it needs both (or is taken as is).
+        again, latest = (), None
     position = ResumePosition(
-        event_id, time, _time(saved.get("seen")), _handled(saved.get("handled"))
+        event_id,
+        time,
+        _time(saved.get("seen")),
+        _handled(saved.get("handled")),
+        again,
+        latest,
     )
     if now - position.away_since > RESUME_MAX_AGE:
         return None
     return position
 
 
-def _handled(saved: Any) -> tuple[tuple[str, str], ...]:
-    """Return the saved (id, digest) pairs of the last events handled.
+def _is_id(value: Any) -> TypeGuard[str]:
+    """Tell whether a saved value reads as an SSE id to send."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_RESUME_ID
+        and value.isprintable()
+    )
 
-    What cannot be read is left out: the worst is an event handled twice.
+
+def _handled(saved: Any) -> tuple[tuple[str, str], ...]:
+    """Return saved (id, digest) pairs: events handled, or to handle again.
+
+    What cannot be read is left out: the worst is an event handled twice,
+    or a call in progress not shown again.
     """
     if not isinstance(saved, list):
         return ()
     return tuple(
         (item[0], item[1])
-        for item in saved[-RESUME_HANDLED:]
+        for item in saved[-MAX_SAVED_EVENTS:]
         if isinstance(item, list)
         and len(item) == 2
-        and all(isinstance(part, str) for part in item)
-        and 0 < len(item[0]) <= MAX_RESUME_ID
-        and item[0].isprintable()
+        and _is_id(item[0])
+        and isinstance(item[1], str)
         and len(item[1]) == DIGEST_LENGTH
     )
 
@@ -183,6 +200,9 @@ class SpRecordStore:
                 saved["seen"] = resume.seen.isoformat()
             if resume.handled:
                 saved["handled"] = [list(pair) for pair in resume.handled]
+            if resume.again and resume.latest is not None:
+                saved["again"] = [list(pair) for pair in resume.again]
+                saved["latest"] = resume.latest
             if self._server is not None:
                 saved["server"] = self._server
             data[RESUME] = saved

@@ -1,0 +1,235 @@
+"""A call in progress when Home Assistant went down rings again if it still is.
+
+The entry is unloaded (as an update or a reload does; the fault suite's
+`ha_restart_mid_call` stops Home Assistant itself) while a call is in
+progress, and set up again from storage. A server that resumes sends the
+call's events again: they show it again, ringing or talking, or only
+complete it when its end follows. Nothing else is handled twice, and a
+server that cannot go back that far loses nothing either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.core import Event, HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+)
+
+from custom_components.sprecord import sse_link
+from custom_components.sprecord.const import DOMAIN, EVENT_SPRECORD
+from emulator import SpRecordEmulator
+
+from .helpers import wait_for_state, wait_until
+from .test_states import CALL_EVENT, CALL_STATE, LAST_RESULT, call, end
+
+SMS = {"sms_src": "+79160000001", "text": "hello", "trunk": "GSM2"}
+
+
+def kinds(fired: list[Event]) -> list[tuple[str, str | None, bool]]:
+    """Return the bus events as (type, call id, sent again)."""
+    return [
+        (
+            e.data["event_type"],
+            e.data["payload"].get("call_id"),
+            e.data.get("again", False),
+        )
+        for e in fired
+    ]
+
+
+def saved_resume(hass_storage: dict[str, Any], entry: MockConfigEntry) -> Any:
+    return hass_storage[f"{DOMAIN}.{entry.entry_id}"]["data"]["resume"]
+
+
+async def ring_then_unload(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    entry: MockConfigEntry,
+    *,
+    talk: bool = False,
+) -> list[Event]:
+    """Ring call 1 among other events, then unload; return the bus since."""
+    fired = async_capture_events(hass, EVENT_SPRECORD)
+    emulator.emit("startup")  # an event before the call: an id to go back to
+    emulator.emit("incoming_call", call(1))
+    emulator.emit("incoming_sms", SMS)
+    emulator.emit("incoming_call", call(2, trunk="GSM2"))
+    emulator.emit("call_end", end(2, status="no_answer"))
+    if talk:
+        emulator.emit("start_talk", call(1))
+    await wait_until(lambda: len(fired) == 5 + talk)
+    await wait_for_state(hass, CALL_STATE, "talking" if talk else "ringing")
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    return fired
+
+
+async def set_up_again(hass: HomeAssistant, entry: MockConfigEntry) -> list[Event]:
+    """Set the entry up from storage; return the bus events from then on."""
+    fired = async_capture_events(hass, EVENT_SPRECORD)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return fired
+
+
+async def test_a_call_ringing_at_a_restart_rings_again_if_it_still_does(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    before = await ring_then_unload(hass, emulator, setup_entry)
+    resume = saved_resume(hass_storage, setup_entry)
+    assert (resume["event_id"], resume["latest"]) == ("1", "5")
+    assert [event_id for event_id, _ in resume["again"]] == ["2"]
+    call_event = hass.states.get(CALL_EVENT)
+    assert call_event is not None
+
+    fired = await set_up_again(hass, setup_entry)
+    ringing = await wait_for_state(hass, CALL_STATE, "ringing", timeout=5)
+    assert ringing.attributes["call_id"] == "1"
+    assert kinds(fired) == [("incoming_call", "1", True)]
+    # Its event entity fires again: an automation that rings, rings.
+    again = hass.states.get(CALL_EVENT)
+    assert again is not None
+    assert again.state != call_event.state
+    assert again.attributes["event_type"] == "incoming_call"
+    link = setup_entry.runtime_data.link
+    assert link.stats.duplicates == 3  # the SMS and call 2, recognised
+    assert emulator.stats.connects == 2
+
+    emulator.emit("call_end", end(1, duration=20))
+    await wait_for_state(hass, CALL_STATE, "idle")
+    assert hass.states.get(LAST_RESULT).attributes["direction"] == "incoming"
+    # Across the restart, each event once; the call rang twice, said so.
+    assert kinds(before) == [
+        ("startup", None, False),
+        ("incoming_call", "1", False),
+        ("incoming_sms", None, False),
+        ("incoming_call", "2", False),
+        ("call_end", "2", False),
+        ("incoming_call", "1", True),
+        ("call_end", "1", False),
+    ]
+
+
+async def test_a_call_talking_at_a_restart_is_shown_talking_again(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    await ring_then_unload(hass, emulator, setup_entry, talk=True)
+    fired = await set_up_again(hass, setup_entry)
+    talking = await wait_for_state(hass, CALL_STATE, "talking", timeout=5)
+    assert talking.attributes["call_id"] == "1"
+    assert talking.attributes["direction"] == "incoming"
+    assert kinds(fired) == [
+        ("incoming_call", "1", True),
+        ("start_talk", "1", True),
+    ]
+
+
+async def test_a_call_that_ended_while_away_does_not_ring_again(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    await ring_then_unload(hass, emulator, setup_entry)
+    call_event = hass.states.get(CALL_EVENT)
+    emulator.emit("start_talk", call(1))
+    emulator.emit("call_end", end(1, duration=30))
+    fired = await set_up_again(hass, setup_entry)
+    await wait_until(lambda: len(fired) == 2, timeout=5)
+    await hass.async_block_till_done()
+    # What came while away is news (a short absence); the ring is not.
+    assert kinds(fired) == [("start_talk", "1", False), ("call_end", "1", False)]
+    assert hass.states.get(CALL_STATE).state == "idle"
+    result = hass.states.get(LAST_RESULT)
+    assert (result.state, result.attributes["direction"]) == ("success", "incoming")
+    shown = hass.states.get(CALL_EVENT)
+    assert shown is not None
+    assert call_event is not None
+    assert shown.attributes["event_type"] == "call_end"
+
+
+@pytest.mark.parametrize("overlap", [0, 3])
+async def test_a_server_resuming_at_least_once_rings_it_once(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+    overlap: int,
+) -> None:
+    emulator.resume_overlap = overlap
+    await ring_then_unload(hass, emulator, setup_entry)
+    fired = await set_up_again(hass, setup_entry)
+    await wait_for_state(hass, CALL_STATE, "ringing", timeout=5)
+    emulator.emit("incoming_sms", {**SMS, "text": "after"})
+    await wait_until(lambda: len(fired) == 2)
+    await hass.async_block_till_done()
+    assert kinds(fired) == [
+        ("incoming_call", "1", True),
+        ("incoming_sms", None, False),
+    ]
+    # Reloaded again while the call still rings: it rings once more.
+    assert await hass.config_entries.async_reload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_until(lambda: len(fired) == 3, timeout=5)
+    await hass.async_block_till_done()
+    assert kinds(fired)[2] == ("incoming_call", "1", True)
+    assert hass.states.get(CALL_STATE).state == "ringing"
+
+
+@pytest.fixture
+def short_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wait a fifth of a second for what a resumed stream sends first."""
+    monkeypatch.setattr(sse_link, "PROBE_WAIT", 0.2)
+
+
+async def test_a_server_that_does_not_resume_shows_nothing_and_loses_nothing(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+    short_probe: None,
+) -> None:
+    await ring_then_unload(hass, emulator, setup_entry)
+    emulator.replay = False
+    fired = await set_up_again(hass, setup_entry)
+    # Nothing comes again: the stream opens once more, from the last event.
+    await wait_until(lambda: emulator.stats.connects == 3)
+    assert emulator.open_streams() == 1
+    emulator.emit("incoming_sms", {**SMS, "text": "after"})
+    await wait_until(lambda: len(fired) == 1)
+    await hass.async_block_till_done()
+    assert kinds(fired) == [("incoming_sms", None, False)]
+    assert hass.states.get(CALL_STATE).state == "idle"  # not known to ring
+    assert emulator.stats.max_open_streams == 1
+
+
+@pytest.mark.parametrize("sends_all_kept", [False, True])
+async def test_a_server_that_keeps_too_little_to_go_back_loses_nothing(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+    short_probe: None,
+    sends_all_kept: bool,
+) -> None:
+    await ring_then_unload(hass, emulator, setup_entry)
+    emulator.resume_beyond_history = sends_all_kept
+    # While Home Assistant is down: two SMS, and the server forgets all but
+    # the last three events (its call 2 and the two SMS, not call 1).
+    emulator.emit("incoming_sms", {**SMS, "text": "one"})
+    emulator.emit("incoming_sms", {**SMS, "text": "two", "sms_src": "+7916000002"})
+    emulator.forget_history(keep=3)
+    fired = await set_up_again(hass, setup_entry)
+    await wait_until(lambda: len(fired) == 2, timeout=5)
+    await hass.async_block_till_done()
+    assert [e.data["payload"]["sms_src"] for e in fired] == [
+        "+79160000001",
+        "+7916000002",
+    ]
+    assert hass.states.get(CALL_STATE).state == "idle"
+    assert emulator.stats.connects == (2 if sends_all_kept else 3)
