@@ -21,10 +21,17 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.sprecord import sse_link
 from custom_components.sprecord.const import DOMAIN, EVENT_SPRECORD
-from emulator import SpRecordEmulator
+from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
 from .helpers import wait_for_state, wait_until
-from .test_states import CALL_EVENT, CALL_STATE, LAST_RESULT, call, end
+from .test_pbxs import B_CALL_STATE, B
+from .test_states import (
+    CALL_EVENT,
+    CALL_STATE,
+    LAST_RESULT,
+    call,
+    end,
+)
 
 SMS = {"sms_src": "+79160000001", "text": "hello", "trunk": "GSM2"}
 
@@ -233,3 +240,55 @@ async def test_a_server_that_keeps_too_little_to_go_back_loses_nothing(
     ]
     assert hass.states.get(CALL_STATE).state == "idle"
     assert emulator.stats.connects == (2 if sends_all_kept else 3)
+
+
+async def test_calls_in_progress_on_two_pbxs_ring_again_each_on_its_own(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    fired = async_capture_events(hass, EVENT_SPRECORD)
+    emulator.emit("startup")
+    # The same call id on both PBXs; the first PBX restarts, which ends its
+    # call 8, and counts its ids anew: its next call 8 is another call.
+    emulator.emit("incoming_call", call(8), device_id=B)
+    emulator.emit("incoming_call", call(8, src="+79160000009"))
+    emulator.emit("startup")
+    emulator.emit("incoming_call", call(8, src="+79160000007", trunk="GSM2"))
+    await wait_until(lambda: len(fired) == 5)
+    await wait_for_state(hass, B_CALL_STATE, "ringing")
+    await wait_for_state(hass, CALL_STATE, "ringing")
+    assert await hass.config_entries.async_unload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+
+    fired = await set_up_again(hass, setup_entry)
+    await wait_until(lambda: len(fired) == 2, timeout=5)
+    await hass.async_block_till_done()
+    assert [(e.data["pbx_id"], e.data["payload"]["call_src"]) for e in fired] == [
+        (B, "+79161234567"),
+        (DEFAULT_DEVICE_ID, "+79160000007"),
+    ]
+    assert all(e.data["again"] for e in fired)
+    assert hass.states.get(B_CALL_STATE).state == "ringing"
+    first = hass.states.get(CALL_STATE)
+    assert (first.state, first.attributes["caller"]) == ("ringing", "+79160000007")
+    assert len(first.attributes["active_calls"]) == 1  # not the one cut
+
+
+async def test_a_server_that_sends_news_first_keeps_its_stream(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    await ring_then_unload(hass, emulator, setup_entry)
+    emulator.replay = False
+    fired = await set_up_again(hass, setup_entry)
+    # Not what a server going back sends first: news. The stream stays:
+    # ending it could lose what comes next from such a server.
+    emulator.emit("incoming_sms", {**SMS, "text": "news"})
+    emulator.emit("call_end", end(1, duration=5))
+    await wait_until(lambda: len(fired) == 2, timeout=5)
+    await hass.async_block_till_done()
+    assert kinds(fired) == [("incoming_sms", None, False), ("call_end", "1", False)]
+    assert emulator.stats.connects == 2
+    assert hass.states.get(CALL_STATE).state == "idle"
