@@ -21,16 +21,19 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed_exact,
 )
 
-from custom_components.sprecord.backlog import BACKLOG_MAX, BACKLOG_QUIET
+from custom_components.sprecord.backlog import BACKLOG_MAX, BACKLOG_QUIET, BacklogHold
 from custom_components.sprecord.const import (
     DOMAIN,
     EVENT_SPRECORD,
     EVENT_SPRECORD_LOG,
     TRANSPORT_BOTH,
 )
+from custom_components.sprecord.replay import Delivery
+from custom_components.sprecord.resume import ResumePosition
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
 from .helpers import wait_for_state, wait_until
+from .test_replay import ev
 from .test_states import CALL_EVENT, CALL_STATE, MISSED, SMS_EVENT, call, end
 from .test_webhook import make_entry, post
 
@@ -341,3 +344,31 @@ async def test_a_replayed_sms_is_listed_when_it_was_sent(
     # The sensor tells when it came to Home Assistant.
     last_sms = hass.states.get("sensor.sprecord_minipbx_last_sms")
     assert dt_util.parse_datetime(last_sms.state) >= sent + LONG_ABSENCE
+
+
+async def test_a_call_sent_again_after_the_hold_is_held_on_its_own(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """The stream opened late (the hold was over): what is sent again waits."""
+    released: list[tuple[Any, Delivery]] = []
+    hold = BacklogHold(
+        hass,
+        longest_call=timedelta(hours=3),
+        stream_open=lambda: True,
+        over=lambda: released.extend(hold.async_take()),
+    )
+    now = dt_util.utcnow()
+    ringing = ev("incoming_call", call_id=1, call_src="+79161234567")
+    hold.async_expect(ResumePosition("1", now, now, (), (("2", "0" * 16),), "3"))
+    assert hold.holding
+    await pass_time(hass, freezer, BACKLOG_MAX + 1)
+    assert not hold.holding
+    assert released == []
+    sms = ev("incoming_sms", sms_src="A", text="live")
+    assert not hold.async_hold(sms)  # news: handled at once
+    assert hold.async_hold(ringing, again=True)
+    ended = ev("call_end", call_id=1, record_id=7, duration=3, status="success")
+    assert hold.async_hold(ended)
+    await pass_time(hass, freezer, BACKLOG_QUIET + 0.1)
+    assert released == [(ringing, Delivery.RESENT), (ended, Delivery.LIVE)]
+    assert not hold.holding

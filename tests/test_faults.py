@@ -40,7 +40,7 @@ from homeassistant.util.async_ import get_scheduled_timer_handles
 import pytest
 from pytest_homeassistant_custom_component.common import async_test_home_assistant
 
-from custom_components.sprecord import link as link_module, reconnect
+from custom_components.sprecord import link as link_module, reconnect, sse_link
 from custom_components.sprecord.api.watch import QUIET_SILENCE
 from custom_components.sprecord.const import (
     DOMAIN,
@@ -225,6 +225,22 @@ class Harness:
             if (identity := identity_of(e)) in identities and not e.data.get("again")
         )
 
+    async def settled(self) -> None:
+        """Wait until the stream resumed from before a call in progress settled.
+
+        It went on, or (nothing sent again) opened again from the last event
+        handled: a restart is over when the stream stays where it resumes.
+        """
+        position = link_of(self.entry).stream.position
+        await wait_until(
+            lambda: (
+                not position.probing
+                and position.open
+                and self.emulator.open_streams() == 1
+            ),
+            timeout=10,
+        )
+
     def note_shown_again(self, call_id: int) -> None:
         """Count a call in progress at a restart if it was shown again.
 
@@ -329,6 +345,8 @@ async def harness(
     starts and stops itself (the test's own one stays idle).
     """
     monkeypatch.setattr(LINK_MODULE, "STREAM_READ_TIMEOUT", 0.4)
+    # What a resumed stream sends first comes at once from the emulator.
+    monkeypatch.setattr(sse_link, "PROBE_WAIT", 0.5)
     emulator = SpRecordEmulator(keepalive=0.05, replay=server == "resuming")
     await emulator.start()
     entry = make_entry(emulator, "sse")
@@ -453,6 +471,7 @@ async def entry_reload_mid_call(h: Harness) -> None:
     assert await h.hass.config_entries.async_reload(h.entry.entry_id)
     await h.hass.async_block_till_done()
     h.in_progress += 1
+    await h.settled()
     if h.server == "resuming":
         state = await wait_for_state(h.hass, CALL_STATE, "ringing", timeout=10)
         assert state.attributes["call_id"] == str(call_id)
@@ -554,6 +573,7 @@ async def ha_restart_mid_call(h: Harness) -> None:
     h.in_gap_by_fault |= down
     h.in_progress += 1
     await h.restart_home_assistant()
+    await h.settled()
     if h.server == "resuming":
         state = await wait_for_state(h.hass, CALL_STATE, "talking", timeout=10)
         assert state.attributes["call_id"] == str(talking)

@@ -10,6 +10,7 @@ from custom_components.sprecord.journal import JOURNAL_SIZE, StreamJournal
 from custom_components.sprecord.resume import (
     MAX_SAVED_EVENTS,
     RESUME_HANDLED,
+    Resent,
     ResumePosition,
     StreamPosition,
 )
@@ -24,11 +25,11 @@ def at(second: int) -> datetime:
     return T0 + timedelta(seconds=second)
 
 
-def fed(*events: Any, base: tuple[str, datetime] | None = ("0", T0)) -> StreamJournal:
+def fed(*events: Any, base: str | None = "0") -> StreamJournal:
     """Return a journal that saw `events`, with ids 1, 2, … after `base`."""
     journal = StreamJournal(base)
     for number, event in enumerate(events, start=1):
-        journal.record(str(number), at(number), event)
+        journal.record(str(number), event)
     return journal
 
 
@@ -52,7 +53,7 @@ def test_the_resume_goes_back_to_before_the_oldest_call_in_progress() -> None:
     journal = fed(*events)
     hold = journal.hold_back([(PBX, "1"), (PBX, "3")], RESUME_HANDLED)
     assert hold is not None
-    assert (hold.event_id, hold.time) == ("1", at(1))  # the SMS before call 1
+    assert hold.event_id == "1"  # the SMS before call 1
     assert hold.before == [pair("1", events[0])]
     assert hold.again == [pair(str(n), events[n - 1]) for n in (2, 6, 7)]
     assert hold.after == [pair(str(n), events[n - 1]) for n in (3, 4, 5)]
@@ -78,7 +79,7 @@ def test_a_call_that_began_first_of_all_goes_back_to_the_base() -> None:
     assert fed(start(1)).hold_back([(PBX, "1")], 1) is not None
     hold = fed(start(1)).hold_back([(PBX, "1")], 1)
     assert hold is not None
-    assert (hold.event_id, hold.time, hold.before) == ("0", T0, [])
+    assert (hold.event_id, hold.before) == ("0", [])
     # No id before it (the stream never had one): nowhere to go back to.
     assert fed(start(1), base=None).hold_back([(PBX, "1")], 1) is None
 
@@ -111,7 +112,7 @@ def test_the_saved_position_is_held_back_while_a_call_is_in_progress() -> None:
     saved = position.saved(at(10))
     assert saved == ResumePosition(
         "1",
-        at(1),
+        at(3),  # when the last event handled came
         at(10),
         (("0", "f" * 16), pair("1", events[0]), pair("3", events[2])),
         (pair("2", events[1]),),
@@ -136,15 +137,16 @@ def test_a_held_back_position_is_saved_as_it_was_until_the_stream_moves() -> Non
     assert position.expected("2", start(1))
     assert position.expected("3", sms("b"))
     assert not position.expected("4", sms("b"))
-    assert position.saved(at(9)) == saved  # the stream is closed: seen as saved
+    assert not position.expected("2", sms("b"))
+    assert position.saved(at(9)) == saved
     position.opened()
-    assert position.saved(at(9)) == ResumePosition(
-        "1", at(1), at(9), saved.handled, saved.again, "3"
-    )
+    # Open but unproven: what it missed has not come yet, `seen` stays.
+    assert position.saved(at(9)) == saved
     position.fall_back()  # the server did not go back: from the latest
     assert not position.probing
     assert position.event_id == "3"
     assert position.saved(at(9)) == ResumePosition("3", at(1), at(9), saved.handled)
+    assert position.resent("2", start(1)) is None  # no call comes again now
     position.fall_back()  # once only
     assert position.event_id == "3"
 
@@ -159,8 +161,12 @@ def test_a_confirmed_resume_goes_on_from_the_held_back_position() -> None:
     position.opened()
     position.confirmed()
     assert not position.probing
-    position.handled("2", at(20), ringing)  # sent again, rings again
-    position.passed("3", at(20), sms("b"))  # recognised
+    assert position.resent("2", ringing) is Resent.AGAIN
+    assert position.sent_again(ringing)
+    assert not position.sent_again(ringing)  # told once
+    position.handled("2", at(20), ringing)  # rings again
+    assert position.resent("3", sms("b")) is Resent.HANDLED
+    position.passed("3", sms("b"))
     held = position.saved(at(30))
     assert held is not None
     assert (held.event_id, held.latest, held.again) == ("1", "3", saved.again)
@@ -168,6 +174,8 @@ def test_a_confirmed_resume_goes_on_from_the_held_back_position() -> None:
     # A stream that merely goes past an id (no event) moves the position.
     position.passed("4")
     assert position.event_id == "4"
+    assert (held := position.saved(at(31))) is not None
+    assert held.time == at(20)
 
 
 def test_handled_events_saved_are_bounded() -> None:
@@ -202,3 +210,21 @@ def test_a_held_back_position_is_read_back_from_storage() -> None:
         position = _resume({**stored, **broken}, at(2), None)
         assert position is not None
         assert (position.again, position.latest) == ((), None)
+
+
+def test_what_a_server_sends_again_is_recognised_until_news() -> None:
+    ringing, news = start(1), sms("news")
+    handled = (pair("1", sms("a")), pair("3", sms("b")))
+    saved = ResumePosition("1", at(1), None, handled, (pair("2", ringing),), "3")
+    position = StreamPosition(saved)
+    # Sent again in order, each once; another event under a known id is news.
+    assert position.resent("1", sms("a")) is Resent.HANDLED
+    assert position.resent("1", sms("a")) is None  # once: now it is news
+    assert position.resent("3", sms("b")) is None  # the news ended the resend
+    position = StreamPosition(saved)
+    assert position.resent("2", ringing) is Resent.AGAIN
+    assert position.resent("3", sms("b")) is Resent.HANDLED
+    assert position.resent("4", news) is None
+    assert not position.sent_again(news)
+    # Nothing saved, nothing to recognise (and no digest to make).
+    assert StreamPosition(None).resent("1", news) is None

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from custom_components.sprecord.api import SpRecordEvent, parse_event
-from custom_components.sprecord.dedupe import event_digest
 from custom_components.sprecord.replay import Delivery, deliveries, replayed
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -145,33 +144,65 @@ AWAY_SHORT = {**AWAY_LONG, "since": NOW - timedelta(minutes=2)}
 """Home Assistant was away for two minutes (an update)."""
 
 
+def talk(call_id: int) -> SpRecordEvent:
+    return ev("start_talk", call_id=call_id, call_src="+79161234567", call_dst="101")
+
+
 def test_a_call_in_progress_at_the_restart_rings_again_only_if_it_still_does() -> None:
-    ringing, talking, gone = start(1), start(2), start(3)
-    again = {event_digest(event) for event in (ringing, talking, gone)}
     events = [
-        ringing,
-        talking,
-        gone,
-        end(3),  # ended while Home Assistant was down
-        ev("start_talk", call_id=2, call_src="+79161234567", call_dst="101"),
+        start(1),  # sent again: rang before the restart
+        start(2),
+        talk(2),  # sent again: talked before the restart
+        start(3),
+        end(3),  # new: ended while Home Assistant was down
+        talk(1),  # new: answered meanwhile, still talking
         start(4),  # a new call, still ringing
     ]
-    for away in (AWAY_SHORT, AWAY_LONG):
-        shown = deliveries(events, **away, again=again)
-        assert shown[:3] == [Delivery.AGAIN, Delivery.AGAIN, Delivery.RESENT]
-        assert shown[4:] == [Delivery.LIVE, Delivery.LIVE]
-    # Its end is news after a short absence, the past after a long one.
-    assert deliveries(events, **AWAY_SHORT, again=again)[3] is Delivery.LIVE
-    assert deliveries(events, **AWAY_LONG, again=again)[3] is Delivery.REPLAY
+    again = [True, True, True, True, False, False, False]
+    shown = deliveries(events, **AWAY_SHORT, sent_again=again)
+    assert shown == [
+        Delivery.AGAIN,
+        Delivery.AGAIN,
+        Delivery.AGAIN,
+        Delivery.RESENT,
+        Delivery.LIVE,  # news after a short absence
+        Delivery.LIVE,
+        Delivery.LIVE,
+    ]
+    # After a long one: call 1 was heard of meanwhile (it talks on), call 2
+    # was not and would have timed out; call 3's end is the past.
+    assert deliveries(events, **AWAY_LONG, sent_again=again) == [
+        Delivery.AGAIN,
+        Delivery.STALE,
+        Delivery.STALE,
+        Delivery.RESENT,
+        Delivery.REPLAY,
+        Delivery.LIVE,
+        Delivery.LIVE,
+    ]
 
 
-def test_a_call_in_progress_cut_by_its_pbx_restarting_does_not_ring_again() -> None:
-    ringing = start(1)
-    # The PBX restarted while Home Assistant was down; a new call 1 came.
-    twin = start(1)
-    events = [ringing, ev("startup"), twin]
-    shown = deliveries(events, **AWAY_SHORT, again={event_digest(ringing)})
+def test_a_call_unheard_of_is_over_once_its_ring_or_the_longest_call_timed_out() -> (
+    None
+):
+    events = [start(1), start(2), talk(2)]
+    again = [True, True, True]
+    for minutes, shown in (
+        (9, [Delivery.AGAIN] * 3),
+        (11, [Delivery.STALE, Delivery.AGAIN, Delivery.AGAIN]),
+    ):
+        away = {**AWAY_SHORT, "since": NOW - timedelta(minutes=minutes)}
+        assert deliveries(events, **away, sent_again=again) == shown
+
+
+def test_only_the_events_sent_again_are_told_apart() -> None:
+    # The same content twice: the second is new (a PBX reused the call id).
+    events = [start(1), ev("startup"), start(1)]
+    shown = deliveries(events, **AWAY_SHORT, sent_again=[True, False, False])
     assert shown == [Delivery.RESENT, Delivery.LIVE, Delivery.LIVE]
+    events = [start(1), talk(1), talk(1), end(1)]
+    shown = deliveries(events, **AWAY_SHORT, sent_again=[True, True, False, False])
+    assert shown == [Delivery.RESENT, Delivery.RESENT, Delivery.LIVE, Delivery.LIVE]
 
 
 def test_without_calls_sent_again_deliveries_follow_replayed() -> None:
@@ -181,4 +212,5 @@ def test_without_calls_sent_again_deliveries_follow_replayed() -> None:
         Delivery.REPLAY,
         Delivery.LIVE,
     ]
-    assert deliveries(events, **AWAY_SHORT, again=set()) == [Delivery.LIVE] * 3
+    flags = deliveries(events, **AWAY_SHORT, sent_again=[False] * 3)
+    assert flags == [Delivery.LIVE] * 3

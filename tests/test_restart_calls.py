@@ -11,8 +11,10 @@ server that cannot go back that far loses nothing either.
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import MagicMock
 
 from homeassistant.core import Event, HomeAssistant
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -20,7 +22,14 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.sprecord import sse_link
+from custom_components.sprecord.api import (
+    SpRecordConnectionError,
+    SpRecordError,
+    TooManyConnectionsError,
+)
 from custom_components.sprecord.const import DOMAIN, EVENT_SPRECORD
+from custom_components.sprecord.linkstats import LinkStats
+from custom_components.sprecord.resume import ResumePosition, StreamPosition
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
 from .helpers import wait_for_state, wait_until
@@ -146,9 +155,17 @@ async def test_a_call_that_ended_while_away_does_not_ring_again(
     setup_entry: MockConfigEntry,
 ) -> None:
     await ring_then_unload(hass, emulator, setup_entry)
-    call_event = hass.states.get(CALL_EVENT)
     emulator.emit("start_talk", call(1))
     emulator.emit("call_end", end(1, duration=30))
+    shown_types: list[str] = []
+    hass.bus.async_listen(
+        "state_changed",
+        lambda e: (
+            shown_types.append(e.data["new_state"].attributes.get("event_type"))
+            if e.data["entity_id"] == CALL_EVENT and e.data["new_state"]
+            else None
+        ),
+    )
     fired = await set_up_again(hass, setup_entry)
     await wait_until(lambda: len(fired) == 2, timeout=5)
     await hass.async_block_till_done()
@@ -157,10 +174,10 @@ async def test_a_call_that_ended_while_away_does_not_ring_again(
     assert hass.states.get(CALL_STATE).state == "idle"
     result = hass.states.get(LAST_RESULT)
     assert (result.state, result.attributes["direction"]) == ("success", "incoming")
-    shown = hass.states.get(CALL_EVENT)
-    assert shown is not None
-    assert call_event is not None
-    assert shown.attributes["event_type"] == "call_end"
+    # The call's event entity fired for the news only, never "incoming"
+    # (its first state after the setup is its last one before).
+    assert "incoming_call" not in shown_types
+    assert shown_types[-2:] == ["start_talk", "call_end"]
 
 
 @pytest.mark.parametrize("overlap", [0, 3])
@@ -196,7 +213,7 @@ def short_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sse_link, "PROBE_WAIT", 0.2)
 
 
-async def test_a_server_that_does_not_resume_shows_nothing_and_loses_nothing(
+async def test_a_server_that_does_not_resume_is_asked_again_once(
     hass: HomeAssistant,
     emulator: SpRecordEmulator,
     setup_entry: MockConfigEntry,
@@ -275,20 +292,88 @@ async def test_calls_in_progress_on_two_pbxs_ring_again_each_on_its_own(
     assert len(first.attributes["active_calls"]) == 1  # not the one cut
 
 
-async def test_a_server_that_sends_news_first_keeps_its_stream(
+async def test_a_server_that_sends_news_first_is_asked_again_from_the_last(
     hass: HomeAssistant,
     emulator: SpRecordEmulator,
     setup_entry: MockConfigEntry,
 ) -> None:
     await ring_then_unload(hass, emulator, setup_entry)
-    emulator.replay = False
+    # It keeps too little to go back to before call 1, and sends nothing
+    # then; news comes first. Asked again from the last event handled, it
+    # sends what came while Home Assistant was down (and the news again).
+    emulator.emit("incoming_sms", {**SMS, "text": "while down"})
+    emulator.forget_history(keep=2)
     fired = await set_up_again(hass, setup_entry)
-    # Not what a server going back sends first: news. The stream stays:
-    # ending it could lose what comes next from such a server.
-    emulator.emit("incoming_sms", {**SMS, "text": "news"})
-    emulator.emit("call_end", end(1, duration=5))
+    emulator.emit("incoming_sms", {**SMS, "text": "news", "sms_src": "+7916000003"})
     await wait_until(lambda: len(fired) == 2, timeout=5)
     await hass.async_block_till_done()
-    assert kinds(fired) == [("incoming_sms", None, False), ("call_end", "1", False)]
-    assert emulator.stats.connects == 2
+    assert sorted(e.data["payload"]["sms_src"] for e in fired) == [
+        "+79160000001",
+        "+7916000003",
+    ]
+    assert emulator.stats.connects == 3
+    assert setup_entry.runtime_data.link.stats.duplicates == 1  # the news
     assert hass.states.get(CALL_STATE).state == "idle"
+
+
+async def test_a_server_refusing_the_held_back_id_is_asked_from_the_last(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    await ring_then_unload(hass, emulator, setup_entry)
+    emulator.emit("incoming_sms", {**SMS, "text": "while down"})
+    emulator.fail_streams(400)  # an id it does not keep, say
+    fired = await set_up_again(hass, setup_entry)
+    await wait_until(lambda: len(fired) == 1, timeout=5)
+    await hass.async_block_till_done()
+    assert kinds(fired) == [("incoming_sms", None, False)]
+    assert emulator.stats.rejected_forced == 1
+    assert hass.states.get(CALL_STATE).state == "idle"
+
+
+class Answers:
+    """A client whose connects fail as told, then succeed; it notes the ids."""
+
+    def __init__(self, *errors: SpRecordError) -> None:
+        self.errors = list(errors)
+        self.asked: list[str | None] = []
+
+    async def connect(self, last_event_id: str | None = None) -> Any:
+        self.asked.append(last_event_id)
+        if self.errors:
+            raise self.errors.pop(0)
+        return object()
+
+
+@pytest.mark.parametrize(
+    ("error", "asked"),
+    [
+        (SpRecordError("HTTP 400", status=400), ["1", "5"]),
+        (SpRecordError("HTTP 503", status=503), ["1"]),
+        (SpRecordConnectionError("unreachable"), ["1"]),
+        (TooManyConnectionsError("HTTP 429"), ["1"]),
+    ],
+)
+async def test_only_a_refused_held_back_id_makes_the_stream_ask_from_the_last(
+    hass: HomeAssistant, error: SpRecordError, asked: list[str]
+) -> None:
+    held = ResumePosition("1", dt_util.utcnow(), None, (), (("2", "0" * 16),), "5")
+    answers = Answers(error)
+    keeper = sse_link.StreamKeeper(
+        hass,
+        MockConfigEntry(domain=DOMAIN),
+        answers,
+        LinkStats(),
+        deliver=lambda _event, _transport: None,
+        state=MagicMock(),
+        position=StreamPosition(held),
+    )
+    if len(asked) == 2:
+        await keeper.connect()
+        assert not keeper.position.probing
+    else:
+        with pytest.raises(type(error)):
+            await keeper.connect()
+        assert keeper.position.probing  # a server in trouble is asked again
+    assert answers.asked == asked

@@ -54,7 +54,8 @@ class BacklogHold:
         self._over = over
         self.resumed_from: ResumePosition | None = None
         """Where the stream resumed from (the position saved while holding)."""
-        self._events: list[SpRecordEvent] | None = None
+        self._events: list[tuple[SpRecordEvent, bool]] | None = None
+        """The events held, each with whether it was sent again."""
         self._quiet_unsub: CALLBACK_TYPE | None = None
         self._max_unsub: CALLBACK_TYPE | None = None
 
@@ -71,22 +72,36 @@ class BacklogHold:
         that merely replays the past; after a shorter one nothing is held,
         unless calls in progress come again.
         """
+        self.resumed_from = resumed_from
         if (
             dt_util.utcnow() - resumed_from.away_since <= self.longest_call
             and not resumed_from.again
         ):
             return
-        self._events = []
-        self.resumed_from = resumed_from
-        self._max_unsub = async_call_later(self.hass, BACKLOG_MAX, self._timed_out)
-        self._restart_quiet()
+        self._start()
 
     @callback
-    def async_hold(self, event: SpRecordEvent) -> bool:
-        """Hold an event if the backlog is not over; tell whether it was held."""
-        if self._events is None:
-            return False
-        self._events.append(event)
+    def _start(self) -> list[tuple[SpRecordEvent, bool]]:
+        """Hold from now until the backlog is over; return the list held."""
+        events: list[tuple[SpRecordEvent, bool]] = []
+        self._events = events
+        self._max_unsub = async_call_later(self.hass, BACKLOG_MAX, self._timed_out)
+        self._restart_quiet()
+        return events
+
+    @callback
+    def async_hold(self, event: SpRecordEvent, *, again: bool = False) -> bool:
+        """Hold an event if the backlog is not over; tell whether it was held.
+
+        An event sent `again` (of a call in progress at the restart) that
+        comes after the hold is over (the stream opened late) starts another
+        one: whether its call still goes on shows in what follows it.
+        """
+        if (events := self._events) is None:
+            if not again or self.resumed_from is None:
+                return False
+            events = self._start()
+        events.append((event, again))
         self._restart_quiet()
         return True
 
@@ -121,20 +136,28 @@ class BacklogHold:
 
     @callback
     def async_take(self) -> list[tuple[SpRecordEvent, Delivery]]:
-        """Stop holding; return the events held, each with how it is shown."""
+        """Stop holding; return the events held, each with how it is shown.
+
+        The events sent again come first: they are older than any other
+        (a webhook's may have come between them).
+        """
         for unsub in (self._quiet_unsub, self._max_unsub):
             if unsub is not None:
                 unsub()
         self._quiet_unsub = self._max_unsub = None
-        events, self._events = self._events, None
-        if not events or self.resumed_from is None:
+        held, self._events = self._events, None
+        if not held or self.resumed_from is None:
             return []
+        held = [item for item in held if item[1]] + [
+            item for item in held if not item[1]
+        ]
+        events = [event for event, _ in held]
         flags = deliveries(
             events,
             since=self.resumed_from.away_since,
             now=dt_util.utcnow(),
             longest_call=self.longest_call,
             local_zone=dt_util.get_default_time_zone(),
-            again={digest for _, digest in self.resumed_from.again},
+            sent_again=[again for _, again in held],
         )
         return list(zip(events, flags, strict=True))

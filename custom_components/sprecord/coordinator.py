@@ -45,6 +45,7 @@ _BUS_FLAGS: dict[Delivery, dict[str, bool]] = {
     Delivery.REPLAY: {"replayed": True},
     Delivery.RESENT: {},
     Delivery.AGAIN: {"again": True},
+    Delivery.STALE: {},
 }
 """What a `sprecord_event` adds to say how its event came."""
 MAX_PBXS = 16
@@ -279,16 +280,20 @@ class SpRecordCoordinator:
         traceback and the event is skipped: the stream and the webhook go on
         with the next one.
         """
+        again = False
         if transport == "sse":
             self._resume_moved = True
             self._schedule_flush()
-        if self._backlog.async_hold(event):
+            again = self.position.sent_again(event)
+        if self._backlog.async_hold(event, again=again):
             return
         self._handle(event, Delivery.LIVE)
 
     @callback
     def _handle(self, event: SpRecordEvent, delivery: Delivery) -> None:
         """Route one event to its PBX and show what it changed."""
+        if delivery is Delivery.STALE:
+            return
         replay = delivery in (Delivery.REPLAY, Delivery.RESENT)
         try:
             if (pbx := self._pbx_for(event.device_id)) is not None:

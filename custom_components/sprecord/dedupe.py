@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
 import hashlib
 import json
 import time
@@ -49,15 +48,6 @@ class SeenStreamIds:
         self.max_ids = max_ids
         self._seen: OrderedDict[str, tuple[SpRecordEvent | str, float]] = OrderedDict()
         """By id: the event (or, taken from storage, its digest) and when."""
-
-    def seed(self, handled: Iterable[tuple[str, str]], now: float) -> None:
-        """Take the last events handled before a restart: (id, digest) pairs.
-
-        A server resuming at-least-once after the restart sends them again.
-        """
-        for event_id, digest in handled:
-            self._seen[event_id] = (digest, now)
-            self._seen.move_to_end(event_id)
 
     def replayed(
         self, event_id: str, event: SpRecordEvent, now: float | None = None

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
 
 from .api import (
     AnswerElsewhereEvent,
@@ -42,10 +41,9 @@ type Handled = tuple[str, str]
 
 @dataclass(slots=True)
 class _Entry:
-    """One event of the stream, with its id and when it came."""
+    """One event of the stream, with its id."""
 
     event_id: str
-    time: datetime
     event: SpRecordEvent
     digest: str | None = None
 
@@ -62,8 +60,6 @@ class HoldBack:
 
     event_id: str
     """The id just before the oldest call in progress's first event."""
-    time: datetime
-    """When the event of that id came."""
     before: list[Handled]
     """The events up to it (the last of them), which a server resuming
     at-least-once sends again."""
@@ -78,23 +74,22 @@ class StreamJournal:
 
     __slots__ = ("_base", "_entries")
 
-    def __init__(self, base: tuple[str, datetime] | None) -> None:
-        """Start after `base` (id and time), where the stream resumes from."""
+    def __init__(self, base: str | None) -> None:
+        """Start after the id `base`, where the stream resumes from."""
         self._base = base
-        """The id (and its time) just before the first event kept."""
+        """The id just before the first event kept."""
         self._entries: deque[_Entry] = deque()
 
     def __len__(self) -> int:
         """Return how many events are kept."""
         return len(self._entries)
 
-    def record(self, event_id: str, when: datetime, event: SpRecordEvent) -> None:
+    def record(self, event_id: str, event: SpRecordEvent) -> None:
         """Keep an event of the stream (handled, or recognised as handled)."""
         entries = self._entries
-        entries.append(_Entry(event_id, when, event))
+        entries.append(_Entry(event_id, event))
         if len(entries) > JOURNAL_SIZE:
-            oldest = entries.popleft()
-            self._base = (oldest.event_id, oldest.time)
+            self._base = entries.popleft().event_id
 
     def last(self, count: int) -> list[Handled]:
         """Return the last `count` events kept, as saved."""
@@ -130,19 +125,12 @@ class StreamJournal:
         if not again:
             return None
         first = again[-1]
-        if first > 0:
-            point: tuple[str, datetime] | None = (
-                entries[first - 1].event_id,
-                entries[first - 1].time,
-            )
-        else:
-            point = self._base
+        point = entries[first - 1].event_id if first > 0 else self._base
         if point is None:
             return None  # no id before it: the stream cannot go back there
         marked = set(again)
         return HoldBack(
-            point[0],
-            point[1],
+            point,
             before=[
                 entries[index].pair() for index in range(max(first - before, 0), first)
             ],

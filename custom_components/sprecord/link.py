@@ -155,7 +155,7 @@ class Link:
         Without `keep_open` it only proves the URL and key (webhook mode).
         """
         try:
-            stream = await self.client.connect(self.stream.last_event_id)
+            stream = await self.stream.connect()
         except AuthenticationError as err:
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN, translation_key="invalid_auth"

@@ -19,14 +19,15 @@ stream resumed from before its first event (`journal.py`). Those events,
 handled before the restart, show the call again and ring again if it is
 still going; if its end is in the backlog, they only restore it, without a
 trigger or a bus event (they were on the bus before the restart), whatever
-the absence.
+the absence. One that nothing new was heard of and that would have timed out
+while Home Assistant was away is over: it is not shown at all.
 
 Free of Home Assistant; `backlog.py` collects the backlog and asks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
 from enum import Enum
 
@@ -36,9 +37,10 @@ from .api import (
     CallEvent,
     IncomingSmsEvent,
     SpRecordEvent,
+    StartTalkEvent,
     StartupEvent,
 )
-from .dedupe import event_digest
+from .calls import RING_TIMEOUT
 from .sms import sms_time
 
 type _CallKey = tuple[str, int, str]
@@ -57,6 +59,9 @@ class Delivery(Enum):
     AGAIN = "again"
     """Handled before the restart, its call still going: shown and rung again;
     the bus says `again`."""
+    STALE = "stale"
+    """Handled before the restart, its call over by now though its end did
+    not come (it would have expired meanwhile): skipped."""
 
 
 def deliveries(
@@ -66,26 +71,42 @@ def deliveries(
     now: datetime,
     longest_call: timedelta,
     local_zone: tzinfo,
-    again: Collection[str] = (),
+    sent_again: Sequence[bool] | None = None,
 ) -> list[Delivery]:
     """Tell, for each event of a backlog, how it is shown.
 
-    `again` holds the digests (`dedupe.event_digest`) of the events of the
-    calls in progress at the restart, which the server sends again; the
-    others follow `replayed()`.
+    `sent_again` tells which events the server sent again to be handled
+    again: those of calls in progress at the restart. A call with none of
+    its events new in the backlog was last heard of before `since`: if its
+    ring (or, answered, the longest call) would have timed out since, it is
+    over. The others follow `replayed()`.
     """
     flags = replayed(
         events, since=since, now=now, longest_call=longest_call, local_zone=local_zone
     )
     shown = [Delivery.REPLAY if flag else Delivery.LIVE for flag in flags]
-    if not again:
+    if sent_again is None or not any(sent_again):
         return shown
     keys, ended = _calls(events)
-    expected = set(again)
-    for index, (event, key) in enumerate(zip(events, keys, strict=True)):
-        if key is not None and (digest := event_digest(event)) in expected:
-            expected.discard(digest)  # sent again once; a later twin is new
-            shown[index] = Delivery.RESENT if key in ended else Delivery.AGAIN
+    heard: set[_CallKey] = set()
+    talked: set[_CallKey] = set()
+    for event, key, again in zip(events, keys, sent_again, strict=True):
+        if key is not None and not again:
+            heard.add(key)  # news of the call: it went on after the restart
+        elif key is not None and isinstance(event, StartTalkEvent):
+            talked.add(key)
+    away = now - since
+    for index, (key, again) in enumerate(zip(keys, sent_again, strict=True)):
+        if key is None or not again:
+            continue
+        if key in ended:
+            shown[index] = Delivery.RESENT
+        elif key not in heard and away > (
+            longest_call if key in talked else RING_TIMEOUT
+        ):
+            shown[index] = Delivery.STALE
+        else:
+            shown[index] = Delivery.AGAIN
     return shown
 
 

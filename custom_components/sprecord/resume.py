@@ -13,6 +13,8 @@ oldest one's first event, so that a resuming server sends the calls again
 (`journal.py`); the last event handled is saved with it (`latest`). After
 the restart, the first stream must show that the server resumes from
 there (`StreamPosition.probing`); if not, it opens again from `latest`.
+What a resuming server sends again is recognised (`StreamPosition.resent`)
+until it sends news.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import Enum
 
 from .api import SpRecordEvent
 from .dedupe import event_digest
@@ -37,8 +40,10 @@ class ResumePosition:
     """A place in the event stream, as saved."""
 
     event_id: str
+    """Where the stream resumes: the last event handled, or (held back)
+    the one just before the oldest call in progress's first event."""
     time: datetime
-    """When the event of that id came."""
+    """When the last event handled came."""
     seen: datetime | None = None
     """When Home Assistant last saw the stream open (None: not known)."""
     handled: tuple[Handled, ...] = ()
@@ -55,6 +60,15 @@ class ResumePosition:
     def away_since(self) -> datetime:
         """Return since when events may have been missed."""
         return self.time if self.seen is None else max(self.seen, self.time)
+
+
+class Resent(Enum):
+    """What an event a resuming server sent again is."""
+
+    HANDLED = "handled"
+    """Handled before the restart: skipped."""
+    AGAIN = "again"
+    """Of a call in progress at the restart: handled again."""
 
 
 class StreamPosition:
@@ -74,24 +88,25 @@ class StreamPosition:
         self._restored = saved
         """The position as saved, saved again until the stream moves."""
         self.event_id = None if saved is None else saved.event_id
-        """The id of the last event handled (or of the saved one)."""
+        """The id to resume from: the last event's handled (or the saved one)."""
         self._time = None if saved is None else saved.time
         self._seen = None if saved is None else saved.seen
         self.open = False
         """Whether a stream is open now."""
         self.saved_handled = () if saved is None else saved.handled
         """The events handled before the restart, as saved."""
-        self.journal = StreamJournal(
-            None if saved is None else (saved.event_id, saved.time)
-        )
+        self.journal = StreamJournal(self.event_id)
         """The stream's last events (to hold the saved position back)."""
         self.active_calls: Callable[[], Collection[CallKey]] = tuple
         """The calls in progress (the coordinator's), by PBX and call id."""
         self.latest = None if saved is None else saved.latest
         """Held back: the id to resume from if the server does not go back."""
-        self._expected = frozenset(
-            () if saved is None else (*saved.handled, *saved.again)
-        )
+        self._resent = dict(self.saved_handled)
+        """Events a resuming server sends again that were handled: by id."""
+        self._again = {} if saved is None else dict(saved.again)
+        """Events it sends again of the calls in progress: by id."""
+        self._marked: dict[int, SpRecordEvent] = {}
+        """The events sent again to be handled again, until the sink asks."""
 
     @property
     def probing(self) -> bool:
@@ -104,7 +119,34 @@ class StreamPosition:
         It is an event handled before the restart, sent again: one of the
         calls in progress, or one of those handled (at-least-once).
         """
-        return (event_id, event_digest(event)) in self._expected
+        pair = (event_id, event_digest(event))
+        return pair in self._resent.items() or pair in self._again.items()
+
+    def resent(self, event_id: str, event: SpRecordEvent) -> Resent | None:
+        """Tell whether the stream's event was sent again after the restart.
+
+        A resuming server sends again, at once and in order, what came after
+        the position: each such event is recognised once, by its id and its
+        content. The first event that is none of them is news: what was not
+        sent again by then will not be.
+        """
+        if not self._resent and not self._again:
+            return None
+        digest = event_digest(event)
+        if self._resent.get(event_id) == digest:
+            del self._resent[event_id]
+            return Resent.HANDLED
+        if self._again.get(event_id) == digest:
+            del self._again[event_id]
+            self._marked[id(event)] = event
+            return Resent.AGAIN
+        self._resent.clear()
+        self._again.clear()
+        return None
+
+    def sent_again(self, event: SpRecordEvent) -> bool:
+        """Tell (once) whether an event was sent again to be handled again."""
+        return self._marked.pop(id(event), None) is not None
 
     def confirmed(self) -> None:
         """Note that the server resumes from the held-back position."""
@@ -112,10 +154,11 @@ class StreamPosition:
 
     def fall_back(self) -> None:
         """Resume from the last event handled: the server did not go back."""
-        if self.latest is not None and self._time is not None:
+        if self.latest is not None:
             self.event_id = self.latest
-            self.journal = StreamJournal((self.latest, self._time))
+            self.journal = StreamJournal(self.latest)
             self._restored = None
+            self._again.clear()  # a stream from the latest sends none of them
         self.latest = None
 
     def handled(
@@ -127,21 +170,16 @@ class StreamPosition:
             self._time = when
             self._restored = None
             if event is not None:
-                self.journal.record(event_id, when, event)
+                self.journal.record(event_id, event)
 
-    def passed(
-        self,
-        event_id: str | None,
-        when: datetime | None = None,
-        event: SpRecordEvent | None = None,
-    ) -> None:
+    def passed(self, event_id: str | None, event: SpRecordEvent | None = None) -> None:
         """Note an id the stream went past without a new event (a repeat)."""
         if event_id and event_id != self.event_id:
             self.event_id = event_id
             self._restored = None
-        if event_id and when is not None and event is not None:
+        if event_id and event is not None:
             self._restored = None
-            self.journal.record(event_id, when, event)
+            self.journal.record(event_id, event)
 
     def opened(self) -> None:
         """Note a stream that opened."""
@@ -162,8 +200,9 @@ class StreamPosition:
         if not self.kept or not self.event_id or self._time is None:
             return None
         seen = now if self.open else self._seen
-        if self._restored is not None:
-            return replace(self._restored, seen=seen)
+        if (restored := self._restored) is not None:
+            # Not seen while unproven: what it missed has not come yet.
+            return replace(restored, seen=restored.seen if self.probing else seen)
         hold = self.journal.hold_back(self.active_calls(), RESUME_HANDLED)
         if hold is None:
             return ResumePosition(
@@ -179,7 +218,7 @@ class StreamPosition:
         # them may come before the point (at-least-once), some after it.
         return ResumePosition(
             hold.event_id,
-            hold.time,
+            self._time,
             seen,
             _last((*self.saved_handled, *hold.before, *hold.after), MAX_SAVED_EVENTS),
             tuple(hold.again),

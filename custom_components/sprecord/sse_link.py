@@ -32,13 +32,14 @@ from .const import DOMAIN, LOGGER
 from .dedupe import SeenStreamIds
 from .linkstats import LinkStats
 from .reconnect import ReconnectPolicy, StreamHistory, StreamRecord
-from .resume import StreamPosition
+from .resume import Resent, StreamPosition
 
 YIELD_EVERY = 50
 """Events handled in a row before the stream yields to the event loop."""
-PROBE_WAIT = 2.0
+PROBE_WAIT = 5.0
 """Seconds a stream resumed from a held-back position waits for the first
-event sent again (a resuming server sends its backlog at once)."""
+event sent again (a resuming server sends its backlog at once; waiting
+longer only delays the fall-back, which loses nothing)."""
 
 
 class LinkState(Protocol):
@@ -88,10 +89,8 @@ class StreamKeeper:
         self.policy = ReconnectPolicy()
         self.history = StreamHistory(time.monotonic())
         self._stream_ids = SeenStreamIds()
-        """A server resuming at-least-once sends handled events again (also
-        those handled before a restart: seeded from the saved position when
-        the first stream opens)."""
-        self._seeded = False
+        """A server resuming at-least-once sends handled events again (those
+        handled before a restart: `StreamPosition.resent()`)."""
         self._from_latest = False
         """The stream ends to open again from the last event handled."""
         self._stream: EventStream | None = None
@@ -112,6 +111,22 @@ class StreamKeeper:
         if (stream := self._stream) is not None and stream.last_event_id:
             return stream.last_event_id
         return self.position.event_id
+
+    async def connect(self) -> EventStream:
+        """Open a stream where it resumes (from the last event if refused).
+
+        A server may refuse a held-back id it no longer keeps: an HTTP
+        4xx other than a refused key or a connection too many.
+        """
+        try:
+            return await self.client.connect(self.last_event_id)
+        except (AuthenticationError, TooManyConnectionsError):
+            raise
+        except SpRecordError as err:
+            if not self.position.probing or not 400 <= (err.status or 0) < 500:
+                raise
+            self.position.fall_back()
+            return await self.client.connect(self.last_event_id)
 
     @callback
     def start(self) -> None:
@@ -149,9 +164,6 @@ class StreamKeeper:
         self._opened = time.monotonic()
         self._last_event = None
         self.history.opened(self._opened)
-        if not self._seeded:
-            self._seeded = True
-            self._stream_ids.seed(self.position.saved_handled, self._opened)
         self.position.opened()
         self.stats.tcp_keepalive = stream.tcp_keepalive
         self._state.stream_up()
@@ -188,7 +200,7 @@ class StreamKeeper:
             stream = self._stream
             if stream is None:
                 try:
-                    stream = await self.client.connect(self.last_event_id)
+                    stream = await self.connect()
                 except AuthenticationError:
                     state.stream_refused()
                     return
@@ -242,9 +254,13 @@ class StreamKeeper:
     def _take(self, stream: EventStream, event: SpRecordEvent) -> bool:
         """Hand an event on, unless it is one handled already; tell which."""
         self._last_event = time.monotonic()
-        if self._stream_ids.replayed(stream.event_id, event):
+        resent = self.position.resent(stream.event_id, event)
+        if (
+            self._stream_ids.replayed(stream.event_id, event)
+            or resent is Resent.HANDLED
+        ):
             self.stats.duplicates += 1
-            self.position.passed(stream.last_event_id, dt_util.utcnow(), event)
+            self.position.passed(stream.last_event_id, event)
             return False
         self._deliver(event, "sse")
         self.position.handled(stream.last_event_id, dt_util.utcnow(), event)
@@ -255,12 +271,12 @@ class StreamKeeper:
 
         A server resuming from the held-back position sends at once the
         first event of a call in progress at the restart, or an event handled
-        before (at-least-once). If nothing comes, it did not go back: it
-        keeps too little of its past, or does not resume at all. The stream
-        then opens again from the last event handled, so that a server that
-        keeps that much loses nothing; it is quiet, so nothing is lost in
-        between either. If another event comes first, the server sends what
-        happens now: the stream goes on (ending it could lose the next).
+        before (at-least-once). If nothing comes, or news comes first, it did
+        not go back: it keeps too little of its past, or does not resume at
+        all. The stream then opens again from the last event handled, so that
+        a server that keeps that much loses nothing (news first is handled,
+        and recognised when it comes again). A server that does not resume
+        loses what it sends in that gap, as in any reconnect.
         """
         try:
             async with asyncio.timeout(PROBE_WAIT):
@@ -268,8 +284,10 @@ class StreamKeeper:
         except TimeoutError:
             LOGGER.debug("Nothing sent again: the stream resumes from the last event")
             return False
-        if not self.position.expected(stream.event_id, event):
-            LOGGER.debug("The server did not go back: calls in progress not resent")
-        self.position.confirmed()
+        resumed = self.position.expected(stream.event_id, event)
+        if resumed:
+            self.position.confirmed()
+        else:
+            LOGGER.debug("News first: the stream resumes from the last event")
         self._take(stream, event)
-        return True
+        return resumed

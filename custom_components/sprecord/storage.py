@@ -1,18 +1,23 @@
 """What survives a restart: each PBX's last call, missed calls, last SMS, lines.
 
 Calls in progress are not saved: after a restart their events may never come,
-and a call shown as ringing that no longer rings is worse than none. Calls
-that expired recently are (`expired_calls`, with their place in the call
-list): a late end completes such a call's entry instead of listing it twice.
+and a call shown as ringing that no longer rings is worse than none (the
+stream resumes from before them instead: `journal.py`). Calls that expired
+recently are (`expired_calls`, with their place in the call list): a late
+end completes such a call's entry instead of listing it twice.
 
 Format: the entry's first PBX's state at the top level, as before an
 account could have several PBXs (minor version 1), the other PBXs under
 `others` (minor version 2), and where the event stream resumes under
-`resume`: its last event id, when that event came, when Home Assistant last
-saw the stream open (`seen`) and a digest of the server's URL (`server`: a
-position is only sent to the server it is of). Each change is additive: an
-older version of the integration reads the first PBX's state and ignores
-the rest.
+`resume`: the id to resume from (`event_id`), when the last event handled
+came (`time`), when Home Assistant last saw the stream open (`seen`), the
+last events handled as [id, digest] (`handled`), and a digest of the
+server's URL (`server`: a position is only sent to the server it is of).
+Held back before calls in progress, it also has their events (`again`,
+[id, digest]) and the id of the last event handled (`latest`). Each change
+is additive: an older version of the integration reads the first PBX's
+state and ignores the rest (it would resume from a held-back id and handle
+some events again).
 """
 
 from __future__ import annotations
