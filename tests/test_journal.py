@@ -145,8 +145,12 @@ def test_a_held_back_position_is_saved_as_it_was_until_the_stream_moves() -> Non
     position.fall_back()  # the server did not go back: from the latest
     assert not position.probing
     assert position.event_id == "3"
-    assert position.saved(at(9)) == ResumePosition("3", at(1), at(9), saved.handled)
-    assert position.resent("2", start(1)) is None  # no call comes again now
+    # The calls' events count as handled now: none is shown again.
+    assert position.saved(at(9)) == ResumePosition(
+        "3", at(1), at(9), (*saved.handled, *saved.again)
+    )
+    # From there, the call's events too were handled: none is shown again.
+    assert position.resent("2", start(1)) is Resent.HANDLED
     position.fall_back()  # once only
     assert position.event_id == "3"
 
@@ -219,7 +223,9 @@ def test_what_a_server_sends_again_is_recognised_until_news() -> None:
     position = StreamPosition(saved)
     # Sent again in order, each once; another event under a known id is news.
     assert position.resent("1", sms("a")) is Resent.HANDLED
-    assert position.resent("1", sms("a")) is None  # once: now it is news
+    # A stream that drops sends them once more: still recognised.
+    assert position.resent("1", sms("a")) is Resent.HANDLED
+    assert position.resent("1", sms("other")) is None  # news under its id
     assert position.resent("3", sms("b")) is None  # the news ended the resend
     position = StreamPosition(saved)
     assert position.resent("2", ringing) is Resent.AGAIN

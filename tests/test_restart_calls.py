@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from unittest.mock import MagicMock
 
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -23,17 +23,20 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.sprecord import sse_link
 from custom_components.sprecord.api import (
+    AuthenticationError,
     SpRecordConnectionError,
     SpRecordError,
     TooManyConnectionsError,
 )
 from custom_components.sprecord.const import DOMAIN, EVENT_SPRECORD
+from custom_components.sprecord.dedupe import SeenStreamIds, event_digest
 from custom_components.sprecord.linkstats import LinkStats
 from custom_components.sprecord.resume import ResumePosition, StreamPosition
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
 from .helpers import wait_for_state, wait_until
 from .test_pbxs import B_CALL_STATE, B
+from .test_replay import ev, start as start_event
 from .test_states import (
     CALL_EVENT,
     CALL_STATE,
@@ -43,6 +46,10 @@ from .test_states import (
 )
 
 SMS = {"sms_src": "+79160000001", "text": "hello", "trunk": "GSM2"}
+
+
+def sms_event(text: str) -> Any:
+    return ev("incoming_sms", sms_src="+79161234567", text=text, trunk="GSM1")
 
 
 def kinds(fired: list[Event]) -> list[tuple[str, str | None, bool]]:
@@ -158,14 +165,14 @@ async def test_a_call_that_ended_while_away_does_not_ring_again(
     emulator.emit("start_talk", call(1))
     emulator.emit("call_end", end(1, duration=30))
     shown_types: list[str] = []
-    hass.bus.async_listen(
-        "state_changed",
-        lambda e: (
-            shown_types.append(e.data["new_state"].attributes.get("event_type"))
-            if e.data["entity_id"] == CALL_EVENT and e.data["new_state"]
-            else None
-        ),
-    )
+
+    @callback
+    def shown(event: Event) -> None:
+        # In the loop, in order (a plain function would run in a thread).
+        if event.data["entity_id"] == CALL_EVENT and event.data["new_state"]:
+            shown_types.append(event.data["new_state"].attributes.get("event_type"))
+
+    hass.bus.async_listen("state_changed", shown)
     fired = await set_up_again(hass, setup_entry)
     await wait_until(lambda: len(fired) == 2, timeout=5)
     await hass.async_block_till_done()
@@ -350,12 +357,13 @@ class Answers:
     ("error", "asked"),
     [
         (SpRecordError("HTTP 400", status=400), ["1", "5"]),
-        (SpRecordError("HTTP 503", status=503), ["1"]),
-        (SpRecordConnectionError("unreachable"), ["1"]),
+        (SpRecordError("HTTP 503", status=503), ["1", "5"]),
+        (SpRecordConnectionError("unreachable"), ["1", "5"]),
+        (AuthenticationError("HTTP 401"), ["1"]),
         (TooManyConnectionsError("HTTP 429"), ["1"]),
     ],
 )
-async def test_only_a_refused_held_back_id_makes_the_stream_ask_from_the_last(
+async def test_a_held_back_id_gets_one_try_unless_the_key_or_the_slot_failed(
     hass: HomeAssistant, error: SpRecordError, asked: list[str]
 ) -> None:
     held = ResumePosition("1", dt_util.utcnow(), None, (), (("2", "0" * 16),), "5")
@@ -375,5 +383,123 @@ async def test_only_a_refused_held_back_id_makes_the_stream_ask_from_the_last(
     else:
         with pytest.raises(type(error)):
             await keeper.connect()
-        assert keeper.position.probing  # a server in trouble is asked again
+        assert keeper.position.probing  # not an answer about the id
     assert answers.asked == asked
+
+
+async def test_news_first_from_an_at_least_once_server_handles_nothing_twice(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    await ring_then_unload(hass, emulator, setup_entry)  # ids 1 to 5
+    emulator.emit("incoming_sms", {**SMS, "text": "while down"})  # 6
+    emulator.forget_history(keep=4)  # 3 to 6: not the held-back 1
+    emulator.resume_overlap = 3
+    fired = await set_up_again(hass, setup_entry)
+    emulator.emit("incoming_sms", {**SMS, "text": "news", "sms_src": "+7916000003"})
+    # From the last (5), it sends 3 to 5 again (handled before the restart),
+    # 6 and the news (handled already): four recognised.
+    stats = setup_entry.runtime_data.link.stats
+    await wait_until(lambda: stats.duplicates == 4, timeout=5)
+    await wait_until(lambda: len(fired) == 2, timeout=5)
+    await hass.async_block_till_done()
+    assert sorted(e.data["payload"]["sms_src"] for e in fired) == [
+        "+79160000001",
+        "+7916000003",
+    ]
+    assert emulator.stats.connects == 3
+
+
+async def test_a_fall_back_recognises_the_calls_sent_again_too(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+    short_probe: None,
+) -> None:
+    await ring_then_unload(hass, emulator, setup_entry)  # ids 1 to 5
+    emulator.emit("incoming_sms", {**SMS, "text": "while down"})  # 6
+    emulator.forget_history(keep=5)  # 2 to 6
+    emulator.resume_overlap = 4  # from the last (5): 2 (call 1) to 6
+    fired = await set_up_again(hass, setup_entry)
+    stats = setup_entry.runtime_data.link.stats
+    await wait_until(lambda: stats.duplicates == 4, timeout=5)
+    await wait_until(lambda: len(fired) == 1, timeout=5)
+    await hass.async_block_till_done()
+    assert kinds(fired) == [("incoming_sms", None, False)]
+    assert emulator.stats.connects == 3
+
+
+async def test_an_unload_while_unproven_saves_the_position_as_it_was(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    await ring_then_unload(hass, emulator, setup_entry)
+    before = dict(saved_resume(hass_storage, setup_entry))
+    emulator.replay = False
+    await set_up_again(hass, setup_entry)
+    assert setup_entry.runtime_data.link.stream.position.probing
+    assert await hass.config_entries.async_unload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    assert saved_resume(hass_storage, setup_entry) == before
+
+
+class Frames:
+    """Where a stream is: the id of its last event (what the keeper reads)."""
+
+    event_id = ""
+    last_event_id = ""
+
+
+async def test_a_resend_that_starts_over_on_a_new_stream_is_recognised(
+    hass: HomeAssistant,
+) -> None:
+    events = {n: sms_event(text) for n, text in ((1, "a"), (3, "b"), (4, "c"))}
+    events |= {2: start_event(1), 5: sms_event("d"), 6: sms_event("news")}
+
+    def pair(n: int) -> tuple[str, str]:
+        return (str(n), event_digest(events[n]))
+
+    handled = (pair(1), pair(3), pair(4), pair(5))
+    held = ResumePosition("1", dt_util.utcnow(), None, handled, (pair(2),), "5")
+    delivered: list[Any] = []
+    keeper = sse_link.StreamKeeper(
+        hass,
+        MockConfigEntry(domain=DOMAIN),
+        MagicMock(),
+        LinkStats(),
+        deliver=lambda event, _transport: delivered.append(event),
+        state=MagicMock(),
+        position=StreamPosition(held),
+    )
+    keeper.position.confirmed()
+    frames = Frames()
+    # A stream from 1 (at-least-once: from 1) sends 1 to 3, then drops; the
+    # next, from 3, sends 3 to 6, with the memory of ids gone meanwhile.
+    for n in (1, 2, 3, 3, 4, 5, 6):
+        frames.event_id = frames.last_event_id = str(n)
+        keeper._stream_ids = SeenStreamIds(window=0.0)
+        keeper._take(frames, events[n])
+    assert delivered == [events[2], events[6]]
+
+
+async def test_an_unload_during_the_hold_rings_nothing_and_goes_back_again(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    await ring_then_unload(hass, emulator, setup_entry)
+    fired = await set_up_again(hass, setup_entry)
+    stats = setup_entry.runtime_data.link.stats
+    await wait_until(lambda: stats.duplicates == 3)  # all sent again: held
+    assert await hass.config_entries.async_unload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    # Its end may be on its way: the call is not rung at the unload, and
+    # the next setup goes back to before it again.
+    assert fired == []
+    resume = saved_resume(hass_storage, setup_entry)
+    assert (resume["event_id"], resume["latest"]) == ("1", "5")
+    assert [event_id for event_id, _ in resume["again"]] == ["2"]

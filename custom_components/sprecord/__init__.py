@@ -238,7 +238,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: SpRecordConfigEntry) ->
     coordinator = entry.runtime_data.coordinator
     link = entry.runtime_data.link
     link.async_stop_delivery()
-    coordinator.async_release_backlog()
+    coordinator.async_release_backlog(unloading=True)
     coordinator.unloading = True
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:

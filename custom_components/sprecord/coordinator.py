@@ -14,14 +14,13 @@ but fires no trigger.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.dispatcher import async_dispatcher_send
-from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.util import dt as dt_util
 
 from .api import SpRecordEvent
@@ -30,6 +29,7 @@ from .backlog import BacklogHold
 from .const import CONF_DEVICE_ID, DOMAIN, EVENT_SPRECORD, EVENT_SPRECORD_LOG, LOGGER
 from .contacts import EntryPhonebook
 from .devices import async_register_device, async_remove_line_devices
+from .expiry import ExpiryTimers
 from .ids import signal_event, signal_new_line, signal_new_pbx, signal_pbx
 from .pbx import Pbx, PbxChange, event_kind
 from .replay import Delivery
@@ -98,8 +98,8 @@ class SpRecordCoordinator:
         """The topics changed in this burst, by PBX (`unique_prefix`)."""
         self._flush_scheduled = False
         self._resume_moved = False
-        self._expiry: dict[str, tuple[datetime, CALLBACK_TYPE]] = {}
-        """Each PBX's expiry timer (by `unique_prefix`): when, and its cancel."""
+        self._expiry = ExpiryTimers(hass)
+        """Each PBX's timer that ends calls whose end never comes."""
         self._backlog = BacklogHold(
             hass,
             longest_call=call_timeout,
@@ -201,7 +201,7 @@ class SpRecordCoordinator:
         """Forget a PBX the user removed; it comes back if it sends again."""
         if pbx.primary or pbx.pbx_id is None:
             return
-        self._cancel_expiry(pbx)
+        self._expiry.async_cancel(pbx.unique_prefix)
         self.pbxs.pop(pbx.pbx_id, None)
         async_remove_line_devices(self.hass, self.entry.entry_id, pbx.unique_prefix)
         self.async_schedule_save()
@@ -325,10 +325,15 @@ class SpRecordCoordinator:
         self._backlog.async_stream_opened()
 
     @callback
-    def async_release_backlog(self) -> None:
-        """Handle the held backlog as a whole (also when the entry unloads)."""
+    def async_release_backlog(self, *, unloading: bool = False) -> None:
+        """Handle the held backlog as a whole (also when the entry unloads).
+
+        At an unload, a call sent again is not rung: its end may be on its
+        way, and the next setup resumes from before it again.
+        """
         for event, delivery in self._backlog.async_take():
-            self._handle(event, delivery)
+            unrung = unloading and delivery is Delivery.AGAIN
+            self._handle(event, Delivery.RESENT if unrung else delivery)
 
     @callback
     def _show(
@@ -359,7 +364,11 @@ class SpRecordCoordinator:
         if change.save:
             self.async_schedule_save()
         if change.reschedule:
-            self._schedule_expiry(pbx, change.next_expiry)
+            self._expiry.async_schedule(
+                pbx.unique_prefix,
+                change.next_expiry,
+                lambda now: self._show(pbx, pbx.expire(now, self.phonebook.name_for)),
+            )
         if change.bus is not None and delivery is not Delivery.RESENT:
             hass.bus.async_fire(
                 EVENT_SPRECORD,
@@ -429,39 +438,9 @@ class SpRecordCoordinator:
             for topic in topics:
                 async_dispatcher_send(self.hass, signal_pbx(entry_id, prefix, topic))
 
-    # --- call expiry ------------------------------------------------------------
-
-    @callback
-    def _schedule_expiry(self, pbx: Pbx, when: datetime | None) -> None:
-        """Make sure a timer ends the PBX's next call whose end never comes."""
-        prefix = pbx.unique_prefix
-        current = self._expiry.get(prefix)
-        if (current[0] if current else None) == when:
-            return
-        self._cancel_expiry(pbx)
-        if when is None or self._stopped:
-            return
-
-        @callback
-        def expire(now: datetime) -> None:
-            self._expiry.pop(prefix, None)
-            self._show(pbx, pbx.expire(now, self.phonebook.name_for))
-
-        self._expiry[prefix] = (
-            when,
-            async_track_point_in_utc_time(self.hass, expire, when),
-        )
-
-    @callback
-    def _cancel_expiry(self, pbx: Pbx) -> None:
-        if (current := self._expiry.pop(pbx.unique_prefix, None)) is not None:
-            current[1]()
-
     @callback
     def async_shutdown(self) -> None:
         """Stop the timers (the entry unloads)."""
         self._stopped = True
         self._backlog.async_take()  # released at the unload's start: none left
-        for _when, cancel in self._expiry.values():
-            cancel()
-        self._expiry.clear()
+        self._expiry.async_stop()

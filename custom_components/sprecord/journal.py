@@ -84,6 +84,13 @@ class StreamJournal:
         """Return how many events are kept."""
         return len(self._entries)
 
+    def rebase(self, base: str) -> None:
+        """Go back to resuming after the id `base`: only later events are kept.
+
+        The stream reopens there: what it handled since came after it.
+        """
+        self._base = base
+
     def record(self, event_id: str, event: SpRecordEvent) -> None:
         """Keep an event of the stream (handled, or recognised as handled)."""
         entries = self._entries

@@ -101,10 +101,15 @@ class StreamPosition:
         """The calls in progress (the coordinator's), by PBX and call id."""
         self.latest = None if saved is None else saved.latest
         """Held back: the id to resume from if the server does not go back."""
+        again = () if saved is None else saved.again
+        self._before: dict[str, str] = dict((*self.saved_handled, *again))
+        """Every event saved as handled before the restart: by id."""
         self._resent = dict(self.saved_handled)
         """Events a resuming server sends again that were handled: by id."""
-        self._again = {} if saved is None else dict(saved.again)
+        self._again = dict(again)
         """Events it sends again of the calls in progress: by id."""
+        self._matched: set[Handled] = set()
+        """Those recognised already (a stream that drops sends them again)."""
         self._marked: dict[int, SpRecordEvent] = {}
         """The events sent again to be handled again, until the sink asks."""
 
@@ -133,15 +138,20 @@ class StreamPosition:
         if not self._resent and not self._again:
             return None
         digest = event_digest(event)
+        if (event_id, digest) in self._matched:
+            return Resent.HANDLED  # the resend began again on a new stream
         if self._resent.get(event_id) == digest:
             del self._resent[event_id]
+            self._matched.add((event_id, digest))
             return Resent.HANDLED
         if self._again.get(event_id) == digest:
             del self._again[event_id]
+            self._matched.add((event_id, digest))
             self._marked[id(event)] = event
             return Resent.AGAIN
         self._resent.clear()
         self._again.clear()
+        self._matched.clear()
         return None
 
     def sent_again(self, event: SpRecordEvent) -> bool:
@@ -153,12 +163,19 @@ class StreamPosition:
         self.latest = None
 
     def fall_back(self) -> None:
-        """Resume from the last event handled: the server did not go back."""
+        """Resume from the last event handled: the server did not go back.
+
+        Whatever it sends again from there (at-least-once) was handled
+        before the restart, the calls in progress too: all is recognised.
+        """
         if self.latest is not None:
             self.event_id = self.latest
-            self.journal = StreamJournal(self.latest)
+            self.journal.rebase(self.latest)
             self._restored = None
-            self._again.clear()  # a stream from the latest sends none of them
+            self._resent = dict(self._before)
+            self._again.clear()
+            self._matched.clear()
+            self.saved_handled = _last(self._before.items(), MAX_SAVED_EVENTS)
         self.latest = None
 
     def handled(

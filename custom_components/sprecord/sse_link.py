@@ -115,15 +115,15 @@ class StreamKeeper:
     async def connect(self) -> EventStream:
         """Open a stream where it resumes (from the last event if refused).
 
-        A server may refuse a held-back id it no longer keeps: an HTTP
-        4xx other than a refused key or a connection too many.
+        A held-back id gets one try: a server may refuse an id it no longer
+        keeps, with any error but a refused key or a connection too many.
         """
         try:
             return await self.client.connect(self.last_event_id)
         except (AuthenticationError, TooManyConnectionsError):
             raise
-        except SpRecordError as err:
-            if not self.position.probing or not 400 <= (err.status or 0) < 500:
+        except SpRecordError:
+            if not self.position.probing:
                 raise
             self.position.fall_back()
             return await self.client.connect(self.last_event_id)
@@ -216,9 +216,10 @@ class StreamKeeper:
                 self.opened(stream)
             await self._read(stream)
             record = self._ended(stream, cut=not self._from_latest)
+            # A held-back id gets one stream (one that ended at once too).
+            self.position.fall_back()
             if self._from_latest:
                 self._from_latest = False
-                self.position.fall_back()
                 continue  # at once: not a failure of the stream
             retry = None if stream.retry is None else stream.retry / 1000
             await asyncio.sleep(
@@ -254,10 +255,9 @@ class StreamKeeper:
     def _take(self, stream: EventStream, event: SpRecordEvent) -> bool:
         """Hand an event on, unless it is one handled already; tell which."""
         self._last_event = time.monotonic()
-        resent = self.position.resent(stream.event_id, event)
         if (
             self._stream_ids.replayed(stream.event_id, event)
-            or resent is Resent.HANDLED
+            or self.position.resent(stream.event_id, event) is Resent.HANDLED
         ):
             self.stats.duplicates += 1
             self.position.passed(stream.last_event_id, event)
