@@ -231,6 +231,14 @@ def test_what_a_server_sends_again_is_recognised_until_news() -> None:
     assert position.resent("2", ringing) is Resent.AGAIN
     assert position.resent("3", sms("b")) is Resent.HANDLED
     assert position.resent("4", news) is None
+    # All sent again, then the stream drops before news: a new stream that
+    # starts over is still recognised.
+    position = StreamPosition(saved)
+    for event_id, event in (("2", ringing), ("3", sms("b")), ("1", sms("a"))):
+        assert position.resent(event_id, event) is not None
+    assert position.resent("2", ringing) is Resent.HANDLED
+    assert position.resent("4", news) is None
+    assert position.resent("2", ringing) is None  # after news, nothing is
     assert not position.sent_again(news)
     # Nothing saved, nothing to recognise (and no digest to make).
     assert StreamPosition(None).resent("1", news) is None

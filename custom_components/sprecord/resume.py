@@ -135,7 +135,7 @@ class StreamPosition:
         content. The first event that is none of them is news: what was not
         sent again by then will not be.
         """
-        if not self._resent and not self._again:
+        if not (self._resent or self._again or self._matched):
             return None
         digest = event_digest(event)
         if (event_id, digest) in self._matched:
