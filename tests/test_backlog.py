@@ -372,3 +372,24 @@ async def test_a_call_sent_again_after_the_hold_is_held_on_its_own(
     await pass_time(hass, freezer, BACKLOG_QUIET + 0.1)
     assert released == [(ringing, Delivery.RESENT), (ended, Delivery.LIVE)]
     assert not hold.holding
+
+
+async def test_calls_sent_again_are_handled_before_the_webhook_news_between_them(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """Both transports: an answer posted to the webhook may beat the resend."""
+    released: list[tuple[Any, Delivery]] = []
+    hold = BacklogHold(
+        hass,
+        longest_call=timedelta(hours=3),
+        stream_open=lambda: True,
+        over=lambda: released.extend(hold.async_take()),
+    )
+    now = dt_util.utcnow()
+    hold.async_expect(ResumePosition("1", now, now, (), (("2", "0" * 16),), "3"))
+    answered = ev("start_talk", call_id=1, call_src="+79161234567")
+    ringing = ev("incoming_call", call_id=1, call_src="+79161234567")
+    assert hold.async_hold(answered)  # from the webhook, first
+    assert hold.async_hold(ringing, again=True)  # from the stream
+    await pass_time(hass, freezer, BACKLOG_QUIET + 0.1)
+    assert released == [(ringing, Delivery.AGAIN), (answered, Delivery.LIVE)]

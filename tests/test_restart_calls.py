@@ -503,3 +503,20 @@ async def test_an_unload_during_the_hold_rings_nothing_and_goes_back_again(
     resume = saved_resume(hass_storage, setup_entry)
     assert (resume["event_id"], resume["latest"]) == ("1", "5")
     assert [event_id for event_id, _ in resume["again"]] == ["2"]
+
+
+async def test_a_withheld_number_ringing_at_a_restart_rings_again(
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    withheld = {"call_id": 7, "call_src": None, "call_dst": "101", "trunk": "GSM1"}
+    emulator.emit("startup")
+    emulator.emit("incoming_call", withheld)
+    await wait_for_state(hass, CALL_STATE, "ringing")
+    assert await hass.config_entries.async_unload(setup_entry.entry_id)
+    await hass.async_block_till_done()
+    fired = await set_up_again(hass, setup_entry)
+    ringing = await wait_for_state(hass, CALL_STATE, "ringing", timeout=5)
+    assert ringing.attributes["caller"] is None
+    assert kinds(fired) == [("incoming_call", "7", True)]
