@@ -346,10 +346,13 @@ async def test_a_replayed_sms_is_listed_when_it_was_sent(
     assert dt_util.parse_datetime(last_sms.state) >= sent + LONG_ABSENCE
 
 
-async def test_a_call_sent_again_after_the_hold_is_held_on_its_own(
-    hass: HomeAssistant, freezer: FrozenDateTimeFactory
-) -> None:
-    """The stream opened late (the hold was over): what is sent again waits."""
+def expecting_a_call_again(
+    hass: HomeAssistant,
+) -> tuple[BacklogHold, list[tuple[Any, Delivery]]]:
+    """Return a hold after a restart with a call in progress, and what it lets go.
+
+    The stream counts as open: the backlog is over after a quiet second.
+    """
     released: list[tuple[Any, Delivery]] = []
     hold = BacklogHold(
         hass,
@@ -358,8 +361,16 @@ async def test_a_call_sent_again_after_the_hold_is_held_on_its_own(
         over=lambda: released.extend(hold.async_take()),
     )
     now = dt_util.utcnow()
-    ringing = ev("incoming_call", call_id=1, call_src="+79161234567")
     hold.async_expect(ResumePosition("1", now, now, (), (("2", "0" * 16),), "3"))
+    return hold, released
+
+
+async def test_a_call_sent_again_after_the_hold_is_held_on_its_own(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """The stream opened late (the hold was over): what is sent again waits."""
+    hold, released = expecting_a_call_again(hass)
+    ringing = ev("incoming_call", call_id=1, call_src="+79161234567")
     assert hold.holding
     await pass_time(hass, freezer, BACKLOG_MAX + 1)
     assert not hold.holding
@@ -378,15 +389,7 @@ async def test_calls_sent_again_are_handled_before_the_webhook_news_between_them
     hass: HomeAssistant, freezer: FrozenDateTimeFactory
 ) -> None:
     """Both transports: an answer posted to the webhook may beat the resend."""
-    released: list[tuple[Any, Delivery]] = []
-    hold = BacklogHold(
-        hass,
-        longest_call=timedelta(hours=3),
-        stream_open=lambda: True,
-        over=lambda: released.extend(hold.async_take()),
-    )
-    now = dt_util.utcnow()
-    hold.async_expect(ResumePosition("1", now, now, (), (("2", "0" * 16),), "3"))
+    hold, released = expecting_a_call_again(hass)
     answered = ev("start_talk", call_id=1, call_src="+79161234567")
     ringing = ev("incoming_call", call_id=1, call_src="+79161234567")
     assert hold.async_hold(answered)  # from the webhook, first

@@ -148,9 +148,7 @@ class BacklogHold:
         held, self._events = self._events, None
         if not held or self.resumed_from is None:
             return []
-        held = [item for item in held if item[1]] + [
-            item for item in held if not item[1]
-        ]
+        held.sort(key=lambda item: not item[1])  # stable: each group in order
         events = [event for event, _ in held]
         flags = deliveries(
             events,

@@ -32,15 +32,14 @@ from datetime import datetime, timedelta, tzinfo
 from enum import Enum
 
 from .api import (
-    AnswerElsewhereEvent,
     CallEndEvent,
-    CallEvent,
     IncomingSmsEvent,
     SpRecordEvent,
     StartTalkEvent,
     StartupEvent,
 )
 from .calls import RING_TIMEOUT
+from .journal import call_of
 from .sms import sms_time
 
 type _CallKey = tuple[str, int, str]
@@ -170,9 +169,10 @@ def _calls(
 
 def _call_key(event: SpRecordEvent, starts: dict[str, int]) -> _CallKey | None:
     """Return the key of the call an event is of (None: not a call's)."""
-    if isinstance(event, CallEvent | CallEndEvent | AnswerElsewhereEvent):
-        return (event.device_id, starts.get(event.device_id, 0), event.call_id)
-    return None
+    if (call := call_of(event)) is None:
+        return None
+    pbx_id, call_id = call
+    return (pbx_id, starts.get(pbx_id, 0), call_id)
 
 
 def _dated_before(date: datetime | str | None, oldest: datetime, zone: tzinfo) -> bool:
