@@ -34,11 +34,14 @@ from aiohttp import TCPConnector
 from homeassistant import loader
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntry, ConfigEntryState
 from homeassistant.const import CONF_API_KEY, EVENT_HOMEASSISTANT_STARTED
-from homeassistant.core import CALLBACK_TYPE, CoreState, Event, HomeAssistant
+from homeassistant.core import CALLBACK_TYPE, CoreState, Event, HomeAssistant, callback
 from homeassistant.setup import async_setup_component
 from homeassistant.util.async_ import get_scheduled_timer_handles
 import pytest
-from pytest_homeassistant_custom_component.common import async_test_home_assistant
+from pytest_homeassistant_custom_component.common import (
+    async_capture_events,
+    async_test_home_assistant,
+)
 
 from custom_components.sprecord import link as link_module, reconnect, sse_link
 from custom_components.sprecord.api.watch import QUIET_SILENCE
@@ -141,8 +144,16 @@ class Harness:
         return link_of(self.entry).stats
 
     def listen(self) -> None:
-        """Collect the `sprecord_event`s of the running Home Assistant."""
-        self._unlisten = self.hass.bus.async_listen(EVENT_SPRECORD, self.bus.append)
+        """Collect the `sprecord_event`s of the running Home Assistant.
+
+        A callback: a plain `list.append` would run in a worker thread, and
+        an event could land on the list after one fired later.
+        """
+        self._unlisten = self.hass.bus.async_listen(EVENT_SPRECORD, self._collect)
+
+    @callback
+    def _collect(self, event: Event) -> None:
+        self.bus.append(event)
 
     def unlisten(self) -> None:
         """Stop collecting (its bus is going)."""
@@ -854,8 +865,7 @@ async def test_fault_webhook_bodies(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await wait_until(lambda: emulator.hooks.get("demo") is not None)
-    bus: list[Event] = []
-    hass.bus.async_listen(EVENT_SPRECORD, bus.append)
+    bus = async_capture_events(hass, EVENT_SPRECORD)
     bodies: list[bytes | str] = [
         "not json",
         "x" * (MAX_BODY + 1),
