@@ -1,17 +1,18 @@
-"""Check that every bus listener runs in the event loop (standard library only).
+"""Check that what Home Assistant calls back runs in the event loop.
 
-Home Assistant runs a bus listener that is neither a coroutine function nor
-marked `@callback` in a worker thread. Such a listener sees events late and
-out of order: a test collecting events with `events.append` can find an
-event fired later before one fired earlier, and fail once in a while. So
-every listener given to `bus.async_listen` or `bus.async_listen_once` must
-be an `async def` or a `@callback` defined in the same file, found by its
-name (`collect`, `self._collect`); anything else (`events.append`, a lambda,
-an imported function) is reported.
+Home Assistant runs a bus listener, a dispatcher target or a timer's action
+that is neither a coroutine function nor marked `@callback` in a worker
+thread. There it touches the integration's state unguarded, and it sees
+events late and out of order: a test collecting events with `events.append`
+can find an event fired later before one fired earlier, and fail once in a
+while. So every function given to the calls of `TAKES` must be an
+`async def` or a `@callback` defined in the same file, found by its name
+(`collect`, `self._collect`); anything else (`events.append`, a lambda, an
+imported function) is reported. Standard library only.
 
-    python scripts/bus_listeners.py [DIR ...]   (default: the project's code)
+    python scripts/loop_callbacks.py [DIR ...]   (default: the project's code)
 
-Prints each listener that may run in a thread and exits 1, or prints a
+Prints each function that may run in a thread and exits 1, or prints a
 one-line summary.
 """
 
@@ -23,7 +24,18 @@ import sys
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ("custom_components", "emulator", "scripts", "tests")
-LISTEN = {"async_listen", "async_listen_once"}
+TAKES: dict[str, tuple[int, str]] = {
+    "async_listen": (1, "listener"),
+    "async_listen_once": (1, "listener"),
+    "async_dispatcher_connect": (2, "target"),
+    "async_track_state_change_event": (2, "action"),
+    "async_call_later": (2, "action"),
+    "async_track_point_in_utc_time": (1, "action"),
+    "async_track_point_in_time": (1, "action"),
+    "async_track_time_interval": (1, "action"),
+}
+"""Home Assistant's calls that take a function to call back: where it goes
+(its position, its keyword)."""
 
 
 def _in_loop(function: ast.AST) -> bool:
@@ -41,15 +53,22 @@ def _in_loop(function: ast.AST) -> bool:
     return False
 
 
-def _listener(call: ast.Call) -> ast.expr | None:
-    """Return the listener argument of a `bus.async_listen(...)` call."""
-    if len(call.args) >= 2:
-        return call.args[1]
-    return next((kw.value for kw in call.keywords if kw.arg == "listener"), None)
+def _called_back(call: ast.Call) -> ast.expr | None:
+    """Return the function a call of `TAKES` is given (None: not such a call)."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else None
+    if isinstance(func, ast.Name):
+        name = func.id
+    if name not in TAKES:
+        return None
+    index, keyword = TAKES[name]
+    if len(call.args) > index:
+        return call.args[index]
+    return next((kw.value for kw in call.keywords if kw.arg == keyword), None)
 
 
 def findings(path: Path) -> list[str]:
-    """Return the listeners of a file that may run in a worker thread."""
+    """Return the functions of a file called back in a worker thread maybe."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     functions: dict[str, list[ast.AST]] = {}
     for node in ast.walk(tree):
@@ -57,12 +76,7 @@ def findings(path: Path) -> list[str]:
             functions.setdefault(node.name, []).append(node)
     found = []
     for node in ast.walk(tree):
-        if not (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in LISTEN
-            and (listener := _listener(node)) is not None
-        ):
+        if not isinstance(node, ast.Call) or (listener := _called_back(node)) is None:
             continue
         name = None
         if isinstance(listener, ast.Name):
@@ -77,7 +91,7 @@ def findings(path: Path) -> list[str]:
         if not defined or not all(_in_loop(function) for function in defined):
             where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
             found.append(
-                f"{where}:{node.lineno}: listener "
+                f"{where}:{node.lineno}: "
                 f"`{ast.unparse(listener)}` may run in a worker thread: "
                 "make it an `async def` or a `@callback` of this file"
             )
@@ -93,7 +107,7 @@ def main(argv: list[str]) -> int:
         print(line)
     if found:
         return 1
-    print(f"bus listeners: {len(files)} files, every listener runs in the loop")
+    print(f"loop callbacks: {len(files)} files, all called back in the loop")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The bus-listener check finds listeners that would run in a worker thread."""
+"""The loop-callback check finds functions Home Assistant would call in a thread."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ from types import ModuleType
 from homeassistant.core import HassJob, HassJobType, callback
 import pytest
 
-SCRIPT = Path(__file__).parent.parent / "scripts" / "bus_listeners.py"
+SCRIPT = Path(__file__).parent.parent / "scripts" / "loop_callbacks.py"
 
 
 @pytest.fixture(scope="module")
 def checker() -> ModuleType:
-    """Load `scripts/bus_listeners.py` (scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location("bus_listeners", SCRIPT)
+    """Load `scripts/loop_callbacks.py` (scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location("loop_callbacks", SCRIPT)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bus_listeners", module)
+    sys.modules.setdefault("loop_callbacks", module)
     spec.loader.exec_module(module)
     return module
 
@@ -41,7 +41,7 @@ def test_the_project_has_no_thread_listener(
     checker: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert checker.main([]) == 0
-    assert "every listener runs in the loop" in capsys.readouterr().out
+    assert "all called back in the loop" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -52,6 +52,10 @@ def test_the_project_has_no_thread_listener(
         "def plain(event):\n    pass\nhass.bus.async_listen('x', plain)\n",
         "from elsewhere import imported\nhass.bus.async_listen_once('x', imported)\n",
         "hass.bus.async_listen('x', listener=print)\n",
+        "def moved():\n    pass\nasync_dispatcher_connect(hass, 'signal', moved)\n",
+        "async_track_state_change_event(hass, ['sensor.x'], lambda e: None)\n",
+        "async_call_later(hass, 5, action=print)\n",
+        "event.async_track_point_in_utc_time(hass, print, when)\n",
         (
             "class C:\n    def on(self, event):\n        pass\n"
             "    def start(self):\n        self.hass.bus.async_listen('x', self.on)\n"
@@ -84,7 +88,9 @@ def test_a_listener_that_may_run_in_a_thread_is_found(
             "class C:\n    @callback\n    def on(self, event):\n        pass\n"
             "    def start(self):\n        self.hass.bus.async_listen('x', self.on)\n"
         ),
+        "@callback\ndef fire(now):\n    pass\nasync_call_later(hass, 5, fire)\n",
         "hass.bus.async_listen('x')\n",  # no listener: not this check's business
+        "other.async_listen(print)\n",  # too few arguments: another API
     ],
 )
 def test_a_listener_in_the_loop_passes(
