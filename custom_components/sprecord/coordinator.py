@@ -41,13 +41,10 @@ if TYPE_CHECKING:
 
 
 _BUS_FLAGS: dict[Delivery, dict[str, bool]] = {
-    Delivery.LIVE: {},
     Delivery.REPLAY: {"replayed": True},
-    Delivery.RESENT: {},
     Delivery.AGAIN: {"again": True},
-    Delivery.STALE: {},
 }
-"""What a `sprecord_event` adds to say how its event came."""
+"""What a `sprecord_event` adds to say how its event came (live: nothing)."""
 MAX_PBXS = 16
 """PBXs one entry follows; events of more are skipped (memory stays bounded
 whatever arrives, e.g. webhook bodies with made-up ids)."""
@@ -370,15 +367,14 @@ class SpRecordCoordinator:
                 lambda now: self._show(pbx, pbx.expire(now, self.phonebook.name_for)),
             )
         if change.bus is not None and delivery is not Delivery.RESENT:
-            hass.bus.async_fire(
-                EVENT_SPRECORD,
-                {
-                    "device_id": pbx.device_registry_id,
-                    "config_entry_id": entry_id,
-                    **change.bus,
-                    **_BUS_FLAGS[delivery],
-                },
-            )
+            data = {
+                "device_id": pbx.device_registry_id,
+                "config_entry_id": entry_id,
+                **change.bus,
+            }
+            if delivery is not Delivery.LIVE:
+                data.update(_BUS_FLAGS.get(delivery, {}))
+            hass.bus.async_fire(EVENT_SPRECORD, data)
         for logged in change.logs:
             self._fire_log(pbx, logged)
         if (

@@ -39,19 +39,13 @@ type Handled = tuple[str, str]
 """An event as saved: its SSE id and its digest (`dedupe.event_digest`)."""
 
 
-@dataclass(slots=True)
-class _Entry:
-    """One event of the stream, with its id."""
+type _Entry = tuple[str, SpRecordEvent]
+"""One event of the stream, with its id: kept as it came, for every event."""
 
-    event_id: str
-    event: SpRecordEvent
-    digest: str | None = None
 
-    def pair(self) -> Handled:
-        """Return the event as saved (its digest is made once, when asked)."""
-        if self.digest is None:
-            self.digest = event_digest(self.event)
-        return (self.event_id, self.digest)
+def _pair(entry: _Entry) -> Handled:
+    """Return an event as saved (its digest is made when a position is saved)."""
+    return (entry[0], event_digest(entry[1]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +72,7 @@ class StreamJournal:
         """Start after the id `base`, where the stream resumes from."""
         self._base = base
         """The id just before the first event kept."""
-        self._entries: deque[_Entry] = deque()
+        self._entries: deque[_Entry] = deque(maxlen=JOURNAL_SIZE)
 
     def __len__(self) -> int:
         """Return how many events are kept."""
@@ -92,17 +86,20 @@ class StreamJournal:
         self._base = base
 
     def record(self, event_id: str, event: SpRecordEvent) -> None:
-        """Keep an event of the stream (handled, or recognised as handled)."""
+        """Keep an event of the stream (handled, or recognised as handled).
+
+        Every event of the stream comes here: it costs a tuple, no more.
+        """
         entries = self._entries
-        entries.append(_Entry(event_id, event))
-        if len(entries) > JOURNAL_SIZE:
-            self._base = entries.popleft().event_id
+        if len(entries) == JOURNAL_SIZE:
+            self._base = entries[0][0]  # the deque drops it
+        entries.append((event_id, event))
 
     def last(self, count: int) -> list[Handled]:
         """Return the last `count` events kept, as saved."""
         entries = self._entries
         return [
-            entries[index].pair()
+            _pair(entries[index])
             for index in range(max(len(entries) - count, 0), len(entries))
         ]
 
@@ -119,7 +116,7 @@ class StreamJournal:
         for index in range(len(entries) - 1, -1, -1):
             if not waiting:
                 break
-            event = entries[index].event
+            event = entries[index][1]
             if isinstance(event, StartupEvent):
                 waiting = {key for key in waiting if key[0] != event.device_id}
                 continue
@@ -132,21 +129,21 @@ class StreamJournal:
         if not again:
             return None
         first = again[-1]
-        point = entries[first - 1].event_id if first > 0 else self._base
+        point = entries[first - 1][0] if first > 0 else self._base
         if point is None:
             return None  # no id before it: the stream cannot go back there
         marked = set(again)
         return HoldBack(
             point,
             before=[
-                entries[index].pair() for index in range(max(first - before, 0), first)
+                _pair(entries[index]) for index in range(max(first - before, 0), first)
             ],
             after=[
-                entries[index].pair()
+                _pair(entries[index])
                 for index in range(first, len(entries))
                 if index not in marked
             ],
-            again=[entries[index].pair() for index in reversed(again)],
+            again=[_pair(entries[index]) for index in reversed(again)],
         )
 
 

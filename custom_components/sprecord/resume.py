@@ -156,7 +156,7 @@ class StreamPosition:
 
     def sent_again(self, event: SpRecordEvent) -> bool:
         """Tell (once) whether an event was sent again to be handled again."""
-        return self._marked.pop(id(event), None) is not None
+        return bool(self._marked) and self._marked.pop(id(event), None) is not None
 
     def confirmed(self) -> None:
         """Note that the server resumes from the held-back position."""
