@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_UNKNOWN
@@ -17,6 +18,7 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
+from custom_components.sprecord import expiry
 from custom_components.sprecord.const import DOMAIN, EVENT_SPRECORD
 from emulator import DEFAULT_DEVICE_ID, SpRecordEmulator
 
@@ -290,6 +292,51 @@ async def test_unfinished_call_expires(
     await wait_for_state(hass, CALL_STATE, "idle")
     assert state(hass, GSM1) == "idle"
     assert state(hass, MISSED) == "0"  # an expired call is not a missed one
+
+
+async def test_a_busy_line_sets_one_expiry_timer_and_an_early_one_ends_nothing(
+    freezer: FrozenDateTimeFactory,
+    patient_stream: None,
+    hass: HomeAssistant,
+    emulator: SpRecordEmulator,
+    setup_entry: MockConfigEntry,
+) -> None:
+    """Each new call expires later than the one before: one timer serves them.
+
+    It fires when the first call would have expired; that call ended, so it
+    ends nothing and writes no state, and the next timer is set for the call
+    still ringing, which then expires on time.
+    """
+    timers: list[Any] = []
+    real = expiry.async_track_point_in_utc_time
+
+    def counted(hass: HomeAssistant, action: Any, when: Any) -> Any:
+        timers.append(when)
+        return real(hass, action, when)
+
+    with patch.object(expiry, "async_track_point_in_utc_time", counted):
+        for call_id in range(1, 21):
+            emulator.emit("incoming_call", call(call_id))
+            emulator.emit("call_end", end(call_id, status="no_answer"))
+        await wait_for_state(hass, MISSED, "20")
+        freezer.tick(timedelta(minutes=5))
+        emulator.emit("incoming_call", call(21, trunk="GSM2"))
+        await wait_for_state(hass, CALL_STATE, "ringing")
+        assert len(timers) == 1  # the first call's: earlier than any after it
+        written = async_capture_events(hass, "state_changed")
+        freezer.tick(timedelta(minutes=5, seconds=1))  # the first call's expiry
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+        assert state(hass, CALL_STATE) == "ringing"
+        assert [
+            e.data["entity_id"] for e in written if "sprecord" in e.data["entity_id"]
+        ] == []
+        assert len(timers) == 2  # now for call 21
+        assert timers[1] == timers[0] + timedelta(minutes=5)
+        freezer.tick(timedelta(minutes=5))
+        async_fire_time_changed(hass)
+        await wait_for_state(hass, CALL_STATE, "idle")
+    assert state(hass, GSM2) == "idle"
 
 
 async def test_lines_become_sub_devices_of_the_pbx(

@@ -1,8 +1,11 @@
 """The timers that end calls whose end never comes: one per PBX.
 
 A `Pbx` tells when its next call would expire (`PbxChange.next_expiry`);
-the coordinator keeps one timer per PBX on that time, and shows what the
-PBX's `expire()` changed when it fires.
+the coordinator keeps one timer per PBX, and shows what the PBX's
+`expire()` changed when it fires. A timer set for earlier than asked stays:
+it fires, ends nothing, and the PBX's next expiry sets the next timer. So a
+busy line (each new call expires later than the one before) sets one timer,
+not one per event.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from homeassistant.helpers.event import async_track_point_in_utc_time
 
 
 class ExpiryTimers:
-    """One timer per PBX (by `unique_prefix`), at its next call's expiry."""
+    """One timer per PBX (by `unique_prefix`), at or before its next expiry."""
 
     def __init__(self, hass: HomeAssistant) -> None:
         """Keep no timer yet."""
@@ -28,9 +31,13 @@ class ExpiryTimers:
     def async_schedule(
         self, prefix: str, when: datetime | None, expire: Callable[[datetime], None]
     ) -> None:
-        """Make sure `expire` runs at `when` for the PBX (None: no timer)."""
+        """Make sure `expire` runs by `when` for the PBX (None: no need).
+
+        A timer that fires by then already is kept: it costs a wake-up that
+        ends nothing, where setting a timer costs one per event.
+        """
         current = self._timers.get(prefix)
-        if (current[0] if current else None) == when:
+        if current is not None and (when is None or current[0] <= when):
             return
         self.async_cancel(prefix)
         if when is None or self._stopped:
