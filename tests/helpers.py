@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import importlib.util
 import os
+from pathlib import Path
+import sys
+from types import ModuleType
 from typing import Any
 
 from homeassistant.const import CONF_API_KEY, CONF_URL
@@ -161,3 +165,15 @@ async def set_up_short_call_entry(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await wait_until(lambda: emulator.open_streams() == 1)
     return entry
+
+
+def load_script(name: str) -> ModuleType:
+    """Load `scripts/<name>.py` as a module (scripts are not a package)."""
+    path = Path(__file__).parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-import sys
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).parent.parent / "scripts" / "import_cycles.py"
+from .helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def checker() -> ModuleType:
-    """Load `scripts/import_cycles.py` (scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location("import_cycles", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("import_cycles", module)
-    spec.loader.exec_module(module)
-    return module
+    """Load `scripts/import_cycles.py`."""
+    return load_script("import_cycles")
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-import sys
 from types import ModuleType
 
 from homeassistant.core import HassJob, HassJobType, callback
 import pytest
 
-SCRIPT = Path(__file__).parent.parent / "scripts" / "loop_callbacks.py"
+from .helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def checker() -> ModuleType:
-    """Load `scripts/loop_callbacks.py` (scripts are not a package)."""
-    spec = importlib.util.spec_from_file_location("loop_callbacks", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("loop_callbacks", module)
-    spec.loader.exec_module(module)
-    return module
+    """Load `scripts/loop_callbacks.py`."""
+    return load_script("loop_callbacks")
 
 
 def test_what_the_check_is_for() -> None:
